@@ -1,0 +1,5 @@
+/**
+ * The public API of the layer: the only import path for functions, tests and benchmarks.
+ */
+export { AsherahError, ConfigError } from './errors.js';
+export * from './securememory/index.js';

@@ -1,0 +1,120 @@
+/**
+ * One mapping of secure memory: a PROT_NONE guard page, `pages` data pages, a PROT_NONE guard page. The data
+ * pages are mlocked (when the budget allows), excluded from core dumps, PROT_NONE while closed, and divided into
+ * 64-byte units that the arena hands out. Zeroed before munlock and munmap.
+ */
+import { randomFillSync } from 'node:crypto';
+import type { NativeMemory } from './native.js';
+
+/** Allocation granularity inside a region: a 32-byte key plus its 16-byte canary fits in one unit. */
+export const UNIT_BYTES = 64;
+/** Random bytes written after every allocation; a change means something wrote past the secret's end. */
+export const CANARY_BYTES = 16;
+
+export class LockedRegion {
+  /** Whether the data pages are readable and writable right now (between an open() and the next close()). */
+  isOpen = true;
+  /** 1 for each unit in use. */
+  readonly used: Uint8Array;
+  freeUnits: number;
+  /** Where the search for a free unit starts: most allocations are one unit and land here. */
+  private nextFree = 0;
+  readonly bytes: Uint8Array;
+  /** Not secret: its only job is to be unpredictable to code that overruns a buffer. */
+  readonly canary = randomFillSync(Buffer.alloc(CANARY_BYTES));
+
+  private constructor(
+    private readonly native: NativeMemory,
+    private readonly base: bigint,
+    private readonly mappedBytes: number,
+    readonly address: bigint,
+    readonly dataBytes: number,
+    readonly locked: boolean,
+    readonly lockErrno: number,
+    readonly dumpExcluded: boolean,
+  ) {
+    this.used = new Uint8Array(dataBytes / UNIT_BYTES);
+    this.freeUnits = this.used.length;
+    this.bytes = new Uint8Array(native.view(address, dataBytes));
+  }
+
+  /**
+   * Maps a region and tries to lock it. The region comes back open (read-write), locked or not: the caller
+   * decides whether an unlocked region is acceptable and releases it if not.
+   */
+  static create(native: NativeMemory, pages: number, tryLock: boolean): LockedRegion {
+    const page = native.pageSize;
+    const dataBytes = pages * page;
+    const mappedBytes = dataBytes + 2 * page;
+    const base = native.map(mappedBytes);
+    const address = base + BigInt(page);
+    try {
+      native.protectNone(base, page);
+      native.protectNone(address + BigInt(dataBytes), page);
+      const dumpExcluded = native.excludeFromCoreDumps(address, dataBytes);
+      const lockErrno = tryLock ? native.lock(address, dataBytes) : -1;
+      return new LockedRegion(native, base, mappedBytes, address, dataBytes, lockErrno === 0, lockErrno, dumpExcluded);
+    } catch (err) {
+      native.unmap(base, mappedBytes);
+      throw err;
+    }
+  }
+
+  open(): void {
+    this.native.protectReadWrite(this.address, this.dataBytes);
+    this.isOpen = true;
+  }
+
+  close(): void {
+    this.native.protectNone(this.address, this.dataBytes);
+    this.isOpen = false;
+  }
+
+  /** Index of the first unit of a free run of `units`, or -1. */
+  findRun(units: number): number {
+    if (this.freeUnits < units) return -1;
+    const used = this.used;
+    const total = used.length;
+    if (units === 1) {
+      for (let i = this.nextFree; i < total; i++) if (used[i] === 0) return i;
+      for (let i = 0; i < this.nextFree; i++) if (used[i] === 0) return i;
+      return -1;
+    }
+    let runStart = 0;
+    let runLength = 0;
+    for (let i = 0; i < total; i++) {
+      if (used[i] === 0) {
+        if (runLength === 0) runStart = i;
+        if (++runLength === units) return runStart;
+      } else {
+        runLength = 0;
+      }
+    }
+    return -1;
+  }
+
+  take(first: number, units: number): void {
+    this.used.fill(1, first, first + units);
+    this.freeUnits -= units;
+    this.nextFree = first + units < this.used.length ? first + units : 0;
+  }
+
+  give(first: number, units: number): void {
+    this.used.fill(0, first, first + units);
+    this.freeUnits += units;
+    if (first < this.nextFree) this.nextFree = first;
+  }
+
+  get isEmpty(): boolean {
+    return this.freeUnits === this.used.length;
+  }
+
+  /** Zeroes the data pages, unlocks and unmaps them. The region must not be used afterwards. */
+  release(): void {
+    if (!this.isOpen) this.open();
+    this.native.zero(this.address, this.dataBytes);
+    if (this.locked) this.native.unlock(this.address, this.dataBytes);
+    this.isOpen = false;
+    this.native.unmap(this.base, this.mappedBytes);
+  }
+}

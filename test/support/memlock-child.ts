@@ -1,0 +1,40 @@
+/**
+ * Run in a child process (often unprivileged, under a memlock limit) by the secure-memory tests: creates
+ * `count` secrets with known bytes, reads every one back, and prints one JSON line with what it saw.
+ * Usage: memlock-child <count> <strict|best-effort>
+ */
+import { createHash } from 'node:crypto';
+import { readLockedBytes, SecretFactory, type Secret } from '../../layer/src/index';
+
+const count = Number(process.argv[2]);
+const mode = process.argv[3] as 'strict' | 'best-effort';
+const warnings: string[] = [];
+const expected = (i: number) => createHash('sha256').update(`secret-${i}`).digest();
+
+function main() {
+  const factory = new SecretFactory({ mlock: mode, logger: { warn: (message) => warnings.push(message) } });
+  let peakLocked = readLockedBytes() ?? 0;
+  const secrets: Secret[] = [];
+  for (let i = 0; i < count; i++) {
+    secrets.push(factory.createFrom(expected(i)));
+    if (i % 1000 === 0) peakLocked = Math.max(peakLocked, readLockedBytes() ?? 0);
+  }
+  let wrong = 0;
+  for (let pass = 0; pass < 1; pass++) {
+    for (let i = 0; i < count; i++) {
+      const want = expected(i);
+      if (!secrets[i].withBytes((bytes) => Buffer.compare(bytes, want) === 0)) wrong++;
+      if (i % 1000 === 0) peakLocked = Math.max(peakLocked, readLockedBytes() ?? 0);
+    }
+  }
+  const stats = factory.stats();
+  factory.close();
+  return { ok: true, wrong, peakLocked, stats, afterClose: factory.stats === undefined ? null : readLockedBytes(), warnings };
+}
+
+try {
+  process.stdout.write(JSON.stringify(main()) + '\n');
+} catch (err) {
+  const e = err as Error;
+  process.stdout.write(JSON.stringify({ ok: false, name: e.name, message: e.message, warnings }) + '\n');
+}
