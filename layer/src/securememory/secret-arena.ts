@@ -351,8 +351,13 @@ export class SecretArena {
       a.view!.set(plain);
       decipher.final();
     } catch (err) {
-      a.view!.fill(0);
-      throw new SecureMemoryError('a sealed secret failed authentication: process memory was corrupted', { cause: err });
+      // Undo the placement (zeroing the unit) and stay sealed: every later read fails the same way.
+      this.evictFromResident(a);
+      this.releaseUnits(a, true);
+      throw new SecureMemoryError(
+        'a sealed secret failed authentication: process memory was corrupted; restart the process',
+        { cause: err },
+      );
     } finally {
       plain.fill(0);
     }

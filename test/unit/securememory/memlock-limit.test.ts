@@ -1,0 +1,59 @@
+/**
+ * The Lambda case, for real: child processes without CAP_IPC_LOCK under RLIMIT_MEMLOCK of 0, 4 KiB and 64 KiB.
+ */
+import { canDropPrivileges, lastJson, runTs } from '../../support/unprivileged';
+
+interface ChildReport {
+  ok: boolean;
+  name?: string;
+  message?: string;
+  count?: number;
+  wrong?: number;
+  peakLocked?: number;
+  warnings: string[];
+  stats?: Record<string, number | string | boolean>;
+}
+
+const run = (memlockBytes: number, count: number, mode: 'strict' | 'best-effort') =>
+  lastJson<ChildReport>(runTs('test/support/memlock-child.ts', [String(count), mode], { memlockBytes }).stdout);
+
+const describeIfLinuxRoot = canDropPrivileges() ? describe : describe.skip;
+if (!canDropPrivileges()) console.warn('memlock-limit tests skipped: they need Linux, root, setpriv and prlimit');
+
+describeIfLinuxRoot('under a real RLIMIT_MEMLOCK without CAP_IPC_LOCK', () => {
+  test.each(['strict', 'best-effort'] as const)(
+    '64 KiB (Lambda) holds 100,000 live secrets in %s mode, every one correct, VmLck never above the limit',
+    (mode) => {
+      const report = run(65536, 100_000, mode);
+      expect(report).toMatchObject({ ok: true, count: 100_000, wrong: 0 });
+      expect(report.peakLocked).toBeGreaterThan(0);
+      expect(report.peakLocked).toBeLessThanOrEqual(65536);
+      expect(report.stats).toMatchObject({ lockState: 'locked', keysThatFit: 1007, residentSecrets: 1007 });
+      expect(report.stats!.sealedSecrets).toBe(100_000 - 1007);
+      expect(report.warnings).toEqual([expect.stringMatching(/budget reached/)]);
+    },
+  );
+
+  test.each(['strict', 'best-effort'] as const)('4 KiB holds 100,000 live secrets in %s mode', (mode) => {
+    const report = run(4096, 100_000, mode);
+    expect(report).toMatchObject({ ok: true, wrong: 0, stats: expect.objectContaining({ lockedBytes: 4096 }) });
+    expect(report.peakLocked).toBeLessThanOrEqual(4096);
+  });
+
+  test('0 bytes in strict mode is a MemlockLimitError that gives the limit, the request and the fix', () => {
+    const report = run(0, 10, 'strict');
+    expect(report.ok).toBe(false);
+    expect(report.name).toBe('MemlockLimitError');
+    expect(report.message).toContain('locking 4096 bytes failed');
+    expect(report.message).toContain('EPERM');
+    expect(report.message).toContain('RLIMIT_MEMLOCK soft limit: 0 bytes');
+    expect(report.message).toContain('docs/memlock.md');
+  });
+
+  test('0 bytes in best-effort mode carries on with unlocked pages and says so once', () => {
+    const report = run(0, 10_000, 'best-effort');
+    expect(report).toMatchObject({ ok: true, wrong: 0, peakLocked: 0 });
+    expect(report.stats).toMatchObject({ lockState: 'unlocked', lockedBytes: 0, keysThatFit: 0, lockFailureErrno: 1 });
+    expect(report.warnings).toEqual([expect.stringMatching(/NO MEMORY CAN BE LOCKED/)]);
+  });
+});

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { SecretArena, SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
+import type { Allocation } from '../../../layer/src/securememory/secret-arena';
+import { UNIT_BYTES } from '../../../layer/src/securememory/locked-region';
+import { mappingAt, nextTurn } from '../../support/smaps';
+
+const pattern = (seed: string) => createHash('sha256').update(seed).digest();
+
+describe('SecretArena memory', () => {
+  let arena: SecretArena;
+  beforeEach(() => {
+    arena = new SecretArena({ logger: { warn: () => undefined } });
+  });
+  afterEach(() => arena.shutdown());
+
+  function allocateWith(bytes: Buffer): Allocation {
+    const a = arena.allocate(bytes.length, true);
+    a.view!.set(bytes);
+    return a;
+  }
+
+  test('key pages are PROT_NONE between turns, read-write only in the turn that uses them', async () => {
+    const a = allocateWith(pattern('p1'));
+    const address = a.region!.address;
+    expect(mappingAt(address).perms).toBe('rw-p');
+    await nextTurn();
+    expect(mappingAt(address).perms).toBe('---p');
+    expect(Buffer.from(arena.access(a)).equals(pattern('p1'))).toBe(true);
+    expect(mappingAt(address).perms).toBe('rw-p');
+    await nextTurn();
+    expect(mappingAt(address).perms).toBe('---p');
+  });
+
+  test('data pages are locked and excluded from core dumps, and PROT_NONE guard pages surround them', async () => {
+    const a = allocateWith(pattern('p2'));
+    const region = a.region!;
+    await nextTurn();
+    const data = mappingAt(region.address);
+    expect(data.vmFlags).toEqual(expect.arrayContaining(['dd', 'lo']));
+    expect(data.locked).toBe(region.dataBytes);
+    const page = BigInt(arena.native.pageSize);
+    const below = mappingAt(region.address - page);
+    const above = mappingAt(region.address + BigInt(region.dataBytes));
+    for (const guard of [below, above]) {
+      expect(guard.perms).toBe('---p');
+      expect(guard.vmFlags).not.toContain('lo');
+    }
+  });
+
+  test('freeing a secret zeroes its units, and a canary overwrite is detected', () => {
+    const a = allocateWith(pattern('p3'));
+    const region = a.region!;
+    const start = a.first * UNIT_BYTES;
+    arena.free(a);
+    arena.ensureOpen(region);
+    expect(region.bytes.subarray(start, start + UNIT_BYTES).every((b) => b === 0)).toBe(true);
+
+    const b = allocateWith(pattern('p4'));
+    // Simulate native code writing one byte past the secret's end.
+    b.region!.bytes[b.first * UNIT_BYTES + 32] ^= 0xff;
+    expect(() => arena.free(b)).toThrow(/canary check failed/);
+    expect(b.region).toBeNull();
+  });
+
+  test('shutdown unmaps every region', async () => {
+    const a = allocateWith(pattern('p5'));
+    const address = a.region!.address;
+    arena.shutdown();
+    await nextTurn();
+    expect(() => mappingAt(address)).toThrow(/no mapping/);
+    expect(() => arena.access(a)).toThrow(SecureMemoryError);
+  });
+});
+
+describe('SecretArena beyond its locked budget', () => {
+  test('a one-page budget serves 5,000 secrets: the rest are sealed and unsealed on use, all correct', async () => {
+    const warnings: string[] = [];
+    const arena = new SecretArena({ maxLockedBytes: 4096, logger: { warn: (m) => warnings.push(m) } });
+    const factory = new SecretFactory({ arena });
+    const secrets: Secret[] = [];
+    for (let i = 0; i < 5000; i++) secrets.push(factory.createFrom(pattern(`s${i}`)));
+    for (let i = 4999; i >= 0; i--) {
+      expect(secrets[i].withBytes((bytes) => Buffer.compare(bytes, pattern(`s${i}`)))).toBe(0);
+    }
+    const stats = factory.stats();
+    expect(stats.lockedBytes).toBe(4096);
+    expect(stats.keysThatFit).toBe(47);
+    expect(stats.residentSecrets).toBe(47);
+    expect(stats.sealedSecrets).toBe(5000 - 47);
+    expect(stats.seals).toBeGreaterThan(5000);
+    expect(warnings).toEqual([expect.stringMatching(/budget reached/)]);
+    factory.close();
+    expect(arena.stats().secretsInUse).toBe(0);
+    expect(arena.stats().sealedSecrets).toBe(0);
+    arena.shutdown();
+  });
+
+  test('nested withBytes pins secrets so sealing never takes bytes in use', () => {
+    const arena = new SecretArena({ maxLockedBytes: 4096, logger: { warn: () => undefined } });
+    const factory = new SecretFactory({ arena });
+    const secrets = Array.from({ length: 200 }, (_, i) => factory.createFrom(pattern(`n${i}`)));
+    const outer = secrets[0];
+    const sum = outer.withBytes((outerBytes) => {
+      let ok = 0;
+      for (let i = 1; i < 200; i++) {
+        ok += secrets[i].withBytes((bytes) => Number(Buffer.compare(bytes, pattern(`n${i}`)) === 0));
+      }
+      return ok + Number(Buffer.compare(outerBytes, pattern('n0')) === 0);
+    });
+    expect(sum).toBe(200);
+    factory.close();
+    arena.shutdown();
+  });
+
+  test('a tampered sealed secret fails authentication with a typed error', () => {
+    const arena = new SecretArena({ maxLockedBytes: 4096, logger: { warn: () => undefined } });
+    const factory = new SecretFactory({ arena });
+    const secrets = Array.from({ length: 100 }, (_, i) => factory.createFrom(pattern(`t${i}`)));
+    const sealed = secrets.find((s) => (s as unknown as { allocation: Allocation }).allocation.sealed !== null)!;
+    (sealed as unknown as { allocation: Allocation }).allocation.sealed![0] ^= 1;
+    expect(() => sealed.withBytes(() => 1)).toThrow(/failed authentication/);
+    expect(() => sealed.withBytes(() => 1)).toThrow(/failed authentication/);
+    expect(secrets.filter((s) => s !== sealed).every((s) => s.withBytes((b) => b.length === 32))).toBe(true);
+    factory.close();
+    arena.shutdown();
+  });
+});

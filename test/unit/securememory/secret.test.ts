@@ -1,0 +1,93 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
+
+describe('Secret', () => {
+  let factory: SecretFactory;
+  beforeEach(() => {
+    factory = new SecretFactory();
+  });
+  afterEach(() => factory.close());
+
+  test('createFrom keeps the bytes and wipes the source buffer', () => {
+    const original = randomBytes(32);
+    const source = Buffer.from(original);
+    const secret = factory.createFrom(source);
+    expect(source.equals(Buffer.alloc(32))).toBe(true);
+    expect(secret.length).toBe(32);
+    expect(secret.withBytes((bytes) => Buffer.compare(bytes, original))).toBe(0);
+  });
+
+  test('createRandom gives secrets of the asked length that differ from each other', () => {
+    const seen = new Set<string>();
+    for (const length of [1, 12, 32, 48, 64, 100, 1008, 1009, 4000, 5000, 70_000]) {
+      const secret = factory.createRandom(length);
+      expect(secret.length).toBe(length);
+      const hex = secret.withBytes((bytes) => {
+        expect(bytes.length).toBe(length);
+        return Buffer.from(bytes).toString('hex');
+      });
+      expect(hex).not.toBe('00'.repeat(length));
+      seen.add(hex);
+    }
+    expect(seen.size).toBe(11);
+  });
+
+  test('withBytes returns what the callback returns and passes bytes node:crypto accepts as a key', () => {
+    const key = randomBytes(32);
+    const secret = factory.createFrom(Buffer.from(key));
+    const iv = randomBytes(12);
+    const sealed = secret.withBytes((bytes) => {
+      const cipher = createCipheriv('aes-256-gcm', bytes, iv);
+      return Buffer.concat([cipher.update('hello'), cipher.final(), cipher.getAuthTag()]);
+    });
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    decipher.setAuthTag(sealed.subarray(5));
+    expect(Buffer.concat([decipher.update(sealed.subarray(0, 5)), decipher.final()]).toString()).toBe('hello');
+  });
+
+  test('use after close is a SecureMemoryError, and close is idempotent', () => {
+    const secret = factory.createRandom(32);
+    secret.close();
+    secret.close();
+    expect(secret.isClosed).toBe(true);
+    expect(() => secret.withBytes(() => 1)).toThrow(SecureMemoryError);
+    expect(() => secret.withBytes(() => 1)).toThrow(/closed/);
+  });
+
+  test('closing a secret inside its own withBytes takes effect when the callback returns', () => {
+    const secret = factory.createFrom(Buffer.from('0123456789abcdef0123456789abcdef'));
+    const seenInside = secret.withBytes((bytes) => {
+      secret.close();
+      return Buffer.from(bytes).toString();
+    });
+    expect(seenInside).toBe('0123456789abcdef0123456789abcdef');
+    expect(() => secret.withBytes(() => 1)).toThrow(SecureMemoryError);
+  });
+
+  test('an async withBytes callback is refused with a typed error', () => {
+    const secret = factory.createRandom(32);
+    expect(() => secret.withBytes(async () => 1)).toThrow(/synchronous/);
+    expect(secret.withBytes((bytes) => bytes.length)).toBe(32);
+  });
+
+  test('bad lengths and sources are SecureMemoryErrors', () => {
+    expect(() => factory.createRandom(0)).toThrow(SecureMemoryError);
+    expect(() => factory.createRandom(1.5)).toThrow(SecureMemoryError);
+    expect(() => factory.createFrom('abc' as unknown as Uint8Array)).toThrow(SecureMemoryError);
+  });
+
+  test('factory.close closes every secret it made and the factory refuses further use', () => {
+    const secrets: Secret[] = [];
+    for (let i = 0; i < 100; i++) secrets.push(factory.createRandom(32));
+    secrets[3].close();
+    expect(factory.stats().factorySecretsInUse).toBe(99);
+    factory.close();
+    for (const secret of secrets) expect(secret.isClosed).toBe(true);
+    expect(() => factory.createRandom(32)).toThrow(/closed/);
+  });
+
+  test('the mlock option is checked', () => {
+    expect(() => new SecretFactory({ mlock: 'sometimes' as 'strict' })).toThrow(/mlock must be/);
+    expect(() => new SecretFactory({ maxLockedBytes: 100 })).toThrow(/maxLockedBytes/);
+  });
+});
