@@ -94,13 +94,15 @@ export class LockedRegion {
   }
 
   take(first: number, units: number): void {
-    this.used.fill(1, first, first + units);
+    if (units === 1) this.used[first] = 1;
+    else this.used.fill(1, first, first + units);
     this.freeUnits -= units;
     this.nextFree = first + units < this.used.length ? first + units : 0;
   }
 
   give(first: number, units: number): void {
-    this.used.fill(0, first, first + units);
+    if (units === 1) this.used[first] = 0;
+    else this.used.fill(0, first, first + units);
     this.freeUnits += units;
     if (first < this.nextFree) this.nextFree = first;
   }

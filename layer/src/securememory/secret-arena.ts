@@ -12,7 +12,7 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { MemlockLimitError, SecureMemoryError } from './errors.js';
 import { lockableBytes, readMemlockFacts, type MemlockFacts } from './limits.js';
-import { CANARY_BYTES, LockedRegion, UNIT_BYTES } from './locked-region.js';
+import { CANARY_BYTES as CANARY, LockedRegion, UNIT_BYTES as UNIT } from './locked-region.js';
 import { loadNative, type NativeMemory } from './native.js';
 
 export type MlockMode = 'strict' | 'best-effort';
@@ -32,6 +32,10 @@ export interface ArenaOptions {
   maxLockedBytes?: number;
   logger?: SecureMemoryLogger;
 }
+
+// Local copies: imported bindings compile to property reads through getters, and these sit on the hot path.
+const UNIT_BYTES = UNIT;
+const CANARY_BYTES = CANARY;
 
 export const DEFAULT_UNCAPPED_LOCKED_BYTES = 8 * 1024 * 1024;
 const WRAP_KEY_BYTES = 32;
@@ -90,6 +94,7 @@ export class SecretArena {
   private closeScheduled = false;
   private readonly resident: Allocation[] = [];
   private hand = 0;
+  private lastRegion: LockedRegion | undefined;
   private lockedBudgetReached = false;
   private lockFailureErrno = 0;
   private warnedUnlocked = false;
@@ -154,9 +159,13 @@ export class SecretArena {
       this.poolUsed = 0;
     }
     this.ensureOpen(this.pool.region!);
-    const from = this.pool.view!.subarray(this.poolUsed, this.poolUsed + a.length);
-    view.set(from);
-    from.fill(0);
+    // A plain loop: cheaper than subarray()+set() for key-sized copies, and it allocates nothing.
+    const pool = this.pool.view!;
+    const offset = this.poolUsed;
+    for (let i = 0; i < a.length; i++) {
+      view[i] = pool[offset + i];
+      pool[offset + i] = 0;
+    }
     this.poolUsed += a.length;
   }
 
@@ -214,13 +223,14 @@ export class SecretArena {
   private place(a: Allocation): void {
     const [region, first] = this.findSpace(a.units, a.strict);
     region.take(first, a.units);
+    this.lastRegion = region;
     if (region.freeUnits === 0) this.withSpace.delete(region);
     this.ensureOpen(region);
     a.region = region;
     a.first = first;
     const start = first * UNIT_BYTES;
     a.view = region.bytes.subarray(start, start + a.length);
-    region.bytes.set(region.canary, start + a.length);
+    writeCanary(region, start + a.length);
     if (a.slot === -1) {
       a.slot = this.resident.length;
       this.resident.push(a);
@@ -228,6 +238,12 @@ export class SecretArena {
   }
 
   private findSpace(units: number, strict: boolean): [LockedRegion, number] {
+    // Most allocations fit where the last one went: skip the Set iteration then.
+    const last = this.lastRegion;
+    if (last !== undefined && (last.locked || !strict)) {
+      const first = last.findRun(units);
+      if (first !== -1) return [last, first];
+    }
     for (const region of this.withSpace) {
       if (strict && !region.locked) continue;
       const first = region.findRun(units);
@@ -378,7 +394,7 @@ export class SecretArena {
     this.withSpace.add(region);
     a.region = null;
     a.view = null;
-    if (mayDropRegion && region.isEmpty) this.releaseIfSpare(region);
+    if (mayDropRegion && region.freeUnits === region.used.length) this.releaseIfSpare(region);
     if (!canaryIntact) {
       throw new SecureMemoryError(
         'canary check failed: memory right after a secret was overwritten (buffer overrun); treat this process ' +
@@ -398,6 +414,7 @@ export class SecretArena {
   }
 
   private dropRegion(region: LockedRegion): void {
+    if (this.lastRegion === region) this.lastRegion = undefined;
     this.regions.delete(region);
     this.withSpace.delete(region);
     region.release();
@@ -445,7 +462,7 @@ export class SecretArena {
     a.region = region;
     a.first = first;
     a.view = region.bytes.subarray(first * UNIT_BYTES, first * UNIT_BYTES + a.length);
-    region.bytes.set(region.canary, first * UNIT_BYTES + a.length);
+    writeCanary(region, first * UNIT_BYTES + a.length);
   }
 
   private nextNonce(): Buffer {
@@ -533,6 +550,7 @@ export class SecretArena {
     for (const region of this.regions) region.release();
     this.regions.clear();
     this.withSpace.clear();
+    this.lastRegion = undefined;
     this.openRegions.length = 0;
   }
 
@@ -549,6 +567,12 @@ export function keysThatFitIn(budgetBytes: number): number {
 
 export function unitsFor(length: number): number {
   return Math.ceil((length + CANARY_BYTES) / UNIT_BYTES) || 1;
+}
+
+function writeCanary(region: LockedRegion, at: number): void {
+  const bytes = region.bytes;
+  const canary = region.canary;
+  for (let i = 0; i < CANARY_BYTES; i++) bytes[at + i] = canary[i];
 }
 
 function equalBytes(haystack: Uint8Array, at: number, expected: Uint8Array): boolean {

@@ -6,7 +6,12 @@ import type { Allocation, SecretArena } from './secret-arena.js';
  * Any use after `close()` is a SecureMemoryError, never a crash.
  */
 export class Secret {
-  private state: 'open' | 'closing' | 'closed' = 'open';
+  /** No new use allowed. */
+  private closed = false;
+  /** close() was called inside withBytes: release when the last callback returns. */
+  private releasePending = false;
+  /** @internal Position in the owning factory's list of open secrets. */
+  liveIndex = -1;
 
   /** @internal Created by SecretFactory. */
   constructor(
@@ -20,7 +25,7 @@ export class Secret {
   }
 
   get isClosed(): boolean {
-    return this.state !== 'open';
+    return this.closed;
   }
 
   /**
@@ -30,41 +35,38 @@ export class Secret {
    * `fn` must be synchronous.
    */
   withBytes<T>(fn: (bytes: Uint8Array) => T): T {
-    if (this.state !== 'open') throw closedError();
+    if (this.closed) throw closedError();
     const allocation = this.allocation;
-    const bytes = this.arena.access(allocation);
+    let bytes = allocation.view;
+    // Fast path (the per-record case): resident, and its page already open in this turn.
+    if (bytes === null || !allocation.region!.isOpen) bytes = this.arena.access(allocation);
+    allocation.referenced = true;
     allocation.pins++;
+    let result: T;
     try {
-      const result = fn(bytes);
-      if (isThenable(result)) {
-        throw new SecureMemoryError(
-          'withBytes callbacks must be synchronous: the bytes are not readable after the callback returns; ' +
-            'do the async work outside and pass withBytes only the synchronous part',
-        );
-      }
-      return result;
+      result = fn(bytes);
     } finally {
-      allocation.pins--;
-      if (allocation.pins === 0) this.releaseIfClosing();
+      if (--allocation.pins === 0 && this.releasePending) this.release();
     }
+    if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
+      throw new SecureMemoryError(
+        'withBytes callbacks must be synchronous: the bytes are not readable after the callback returns; ' +
+          'do the async work outside and pass withBytes only the synchronous part',
+      );
+    }
+    return result;
   }
 
   /** Zeroes and frees the secret. Idempotent. Inside its own withBytes, it takes effect when that call returns. */
   close(): void {
-    if (this.state !== 'open') return;
-    if (this.allocation.pins > 0) {
-      this.state = 'closing';
-      return;
-    }
-    this.release();
-  }
-
-  private releaseIfClosing(): void {
-    if (this.state === 'closing') this.release();
+    if (this.closed) return;
+    this.closed = true;
+    if (this.allocation.pins > 0) this.releasePending = true;
+    else this.release();
   }
 
   private release(): void {
-    this.state = 'closed';
+    this.releasePending = false;
     this.onClose(this);
     this.arena.free(this.allocation);
   }
@@ -72,8 +74,4 @@ export class Secret {
 
 function closedError(): SecureMemoryError {
   return new SecureMemoryError('the secret is closed; its bytes were zeroed and can no longer be read');
-}
-
-function isThenable(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

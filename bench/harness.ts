@@ -1,0 +1,66 @@
+/**
+ * A small side-by-side benchmark harness. Each case is measured against its baseline in the same run,
+ * interleaved round by round (these machines are noisy), and reported as the median ns/op and the ratio.
+ */
+export interface Pair {
+  name: string;
+  /** The thing measured. */
+  subject: () => void;
+  baseline: () => void;
+  baselineName: string;
+  /** Operations per round; each round times this many calls of one side. */
+  opsPerRound?: number;
+}
+
+export interface PairResult {
+  name: string;
+  baselineName: string;
+  subjectNs: number;
+  baselineNs: number;
+  ratio: number;
+}
+
+const now = () => process.hrtime.bigint();
+
+function timeRound(fn: () => void, ops: number): number {
+  const start = now();
+  for (let i = 0; i < ops; i++) fn();
+  return Number(now() - start) / ops;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+export function measurePair(pair: Pair, rounds = 15): PairResult {
+  const ops = pair.opsPerRound ?? 20_000;
+  // Warm both sides up so the JIT has settled before anything counts.
+  timeRound(pair.subject, ops);
+  timeRound(pair.baseline, ops);
+  const subject: number[] = [];
+  const baseline: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      subject.push(timeRound(pair.subject, ops));
+      baseline.push(timeRound(pair.baseline, ops));
+    } else {
+      baseline.push(timeRound(pair.baseline, ops));
+      subject.push(timeRound(pair.subject, ops));
+    }
+  }
+  const subjectNs = median(subject);
+  const baselineNs = median(baseline);
+  return { name: pair.name, baselineName: pair.baselineName, subjectNs, baselineNs, ratio: subjectNs / baselineNs };
+}
+
+export function printTable(title: string, results: PairResult[]): void {
+  console.log(`\n## ${title}\n`);
+  console.log('| case | ns/op | baseline | baseline ns/op | ratio (lower is better) |');
+  console.log('|---|---:|---|---:|---:|');
+  for (const r of results) {
+    console.log(
+      `| ${r.name} | ${r.subjectNs.toFixed(0)} | ${r.baselineName} | ${r.baselineNs.toFixed(0)} | ${r.ratio.toFixed(2)}x |`,
+    );
+  }
+}
