@@ -16,6 +16,7 @@ import { CANARY_BYTES as CANARY, LockedRegion, UNIT_BYTES as UNIT } from './lock
 import { loadNative, type NativeMemory } from './native.js';
 
 export type MlockMode = 'strict' | 'best-effort';
+type UnlockedReason = 'nothing-lockable' | 'all-in-use' | 'oversized';
 
 export interface SecureMemoryLogger {
   warn(message: string, details?: Record<string, unknown>): void;
@@ -27,7 +28,8 @@ export interface ArenaOptions {
   /**
    * Most bytes of locked pages to use. Default: what RLIMIT_MEMLOCK leaves (less what is already locked), and
    * 8 MiB where the limit does not bind (CAP_IPC_LOCK or unlimited): locked memory cannot be swapped, so it is
-   * capped even where the kernel would allow more. Beyond it, secrets are sealed, not refused.
+   * capped even where the kernel would allow more. A value here lowers the cap under a limit, and sets it where
+   * no limit binds. Beyond it, secrets are sealed, not refused.
    */
   maxLockedBytes?: number;
   logger?: SecureMemoryLogger;
@@ -88,6 +90,7 @@ export class SecretArena {
   readonly facts: MemlockFacts;
   readonly maxLockedBytes: number;
   private readonly logger: SecureMemoryLogger;
+  private readonly unitsPerPage: number;
   private readonly regions = new Set<LockedRegion>();
   private readonly withSpace = new Set<LockedRegion>();
   private readonly openRegions: LockedRegion[] = [];
@@ -97,7 +100,7 @@ export class SecretArena {
   private lastRegion: LockedRegion | undefined;
   private lockedBudgetReached = false;
   private lockFailureErrno = 0;
-  private warnedUnlocked = false;
+  private readonly warnedUnlocked = new Set<UnlockedReason>();
   private warnedSealing = false;
   private nextId = 1;
   private readonly nonce = Buffer.alloc(GCM_NONCE_BYTES);
@@ -112,12 +115,15 @@ export class SecretArena {
   constructor(options: ArenaOptions = {}, native: NativeMemory = loadNative()) {
     this.native = native;
     this.logger = options.logger ?? consoleLogger;
+    this.unitsPerPage = native.pageSize / UNIT_BYTES;
     if (options.disableCoreDumps ?? true) native.disableCoreDumps();
     this.facts = readMemlockFacts(native);
-    this.coreDumpsDisabled = this.facts.coreHard === 0;
+    this.coreDumpsDisabled = this.facts.coreSoft === 0;
     const lockable = lockableBytes(this.facts);
-    const fallback = lockable === 'unlimited' ? DEFAULT_UNCAPPED_LOCKED_BYTES : lockable;
-    const wanted = Math.min(options.maxLockedBytes ?? Infinity, fallback);
+    const wanted =
+      lockable === 'unlimited'
+        ? (options.maxLockedBytes ?? DEFAULT_UNCAPPED_LOCKED_BYTES)
+        : Math.min(options.maxLockedBytes ?? Infinity, lockable);
     this.maxLockedBytes = Math.floor(wanted / native.pageSize) * native.pageSize;
   }
 
@@ -251,6 +257,7 @@ export class SecretArena {
     }
     const grown = this.grow(units, strict, false);
     if (grown) return [grown, 0];
+    if (units > this.unitsPerPage) return this.placeOversized(units, strict);
     // The locked budget is full: seal least recently used secrets until a run frees up.
     for (let attempts = this.resident.length; attempts > 0; attempts--) {
       const victim = this.pickVictim(strict);
@@ -267,6 +274,24 @@ export class SecretArena {
       this.facts.capIpcLock ? 'unlimited' : this.facts.memlockSoft,
       units * UNIT_BYTES,
       `all ${this.lockedBytes()} locked bytes hold secrets that are in use right now`,
+    );
+  }
+
+  /**
+   * A secret larger than a page needs whole pages of its own, which sealing small secrets cannot free. With the
+   * budget full it goes to an unlocked region (best effort) or is refused (strict).
+   */
+  private placeOversized(units: number, strict: boolean): [LockedRegion, number] {
+    const pages = Math.ceil((units * UNIT_BYTES) / this.native.pageSize);
+    const bytes = pages * this.native.pageSize;
+    const region = strict ? undefined : this.adoptUnlocked(pages, 'oversized');
+    if (region) return [region, 0];
+    throw new MemlockLimitError(
+      this.facts.capIpcLock ? 'unlimited' : this.facts.memlockSoft,
+      bytes,
+      `a secret of ${units * UNIT_BYTES - CANARY_BYTES} bytes needs ${pages} locked pages of its own and the ` +
+        `locked budget (${this.lockBudgetBytes()} bytes, ${this.lockedBytes()} in use) has no room for them; ` +
+        'keep secrets under a page',
     );
   }
 
@@ -291,10 +316,10 @@ export class SecretArena {
     }
     if (lockedNow === 0) {
       if (strict) throw this.nothingLockable(bytes);
-      return this.adoptUnlocked(pages);
+      return this.adoptUnlocked(pages, 'nothing-lockable');
     }
     if (this.lockedBudgetReached) this.warnSealing();
-    return strict || !lastResort ? undefined : this.adoptUnlocked(pages);
+    return strict || !lastResort ? undefined : this.adoptUnlocked(pages, 'all-in-use');
   }
 
   private nothingLockable(bytes: number): MemlockLimitError {
@@ -307,10 +332,10 @@ export class SecretArena {
   }
 
   /** Best effort only: a page that is not locked, within the same cap as locked ones. */
-  private adoptUnlocked(pages: number): LockedRegion | undefined {
+  private adoptUnlocked(pages: number, reason: UnlockedReason): LockedRegion | undefined {
     const bytes = pages * this.native.pageSize;
     if (this.unlockedBytes() + bytes > Math.max(this.maxLockedBytes, DEFAULT_UNCAPPED_LOCKED_BYTES)) return undefined;
-    this.warnUnlocked();
+    this.warnUnlocked(reason);
     return this.adopt(LockedRegion.create(this.native, pages, false));
   }
 
@@ -489,12 +514,17 @@ export class SecretArena {
     });
   }
 
-  private warnUnlocked(): void {
-    if (this.warnedUnlocked) return;
-    this.warnedUnlocked = true;
+  private warnUnlocked(reason: UnlockedReason): void {
+    if (this.warnedUnlocked.has(reason)) return;
+    this.warnedUnlocked.add(reason);
+    const why = {
+      'nothing-lockable': 'NO MEMORY CAN BE LOCKED; running best-effort with UNLOCKED pages',
+      'all-in-use': 'every locked unit holds a secret in use right now; this secret goes to an UNLOCKED page',
+      oversized: 'a secret larger than the free locked budget goes to UNLOCKED pages',
+    }[reason];
     this.logger.warn(
-      'secure memory: NO MEMORY CAN BE LOCKED; running best-effort with UNLOCKED pages (still excluded from core ' +
-        'dumps, PROT_NONE while idle, zeroed on release) that the kernel may swap to disk; see docs/memlock.md',
+      `secure memory: ${why} (still excluded from core dumps, PROT_NONE while idle, zeroed on release), which the ` +
+        'kernel may swap to disk; see docs/memlock.md',
       { memlockSoft: this.facts.memlockSoft, memlockHard: this.facts.memlockHard, lockErrno: this.lockFailureErrno },
     );
   }

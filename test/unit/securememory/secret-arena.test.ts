@@ -125,3 +125,22 @@ describe('SecretArena beyond its locked budget', () => {
     arena.shutdown();
   });
 });
+
+describe('secrets larger than a page', () => {
+  test('past a full budget, strict refuses with the real reason and best-effort uses unlocked pages', () => {
+    const warnings: string[] = [];
+    const arena = new SecretArena({ maxLockedBytes: 4096, logger: { warn: (m) => warnings.push(m) } });
+    const strict = new SecretFactory({ arena });
+    const small = strict.createRandom(32);
+    expect(() => strict.createRandom(10_000)).toThrow(/needs 3 locked pages of its own/);
+    const lenient = new SecretFactory({ arena, mlock: 'best-effort' });
+    const big = lenient.createRandom(10_000);
+    expect(big.withBytes((bytes) => bytes.length)).toBe(10_000);
+    expect(lenient.stats()).toMatchObject({ lockState: 'mixed', lockedBytes: 4096, unlockedBytes: 12288 });
+    expect(warnings).toEqual([expect.stringMatching(/larger than the free locked budget goes to UNLOCKED/)]);
+    expect(small.withBytes((bytes) => bytes.length)).toBe(32);
+    strict.close();
+    lenient.close();
+    arena.shutdown();
+  });
+});
