@@ -3,3 +3,4 @@
  */
 export { AsherahError, ConfigError } from './errors.js';
 export * from './securememory/index.js';
+export * from './appencryption/index.js';

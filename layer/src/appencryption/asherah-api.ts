@@ -1,0 +1,112 @@
+/**
+ * The asherah-node-compatible module functions: `setup` once, then `encryptAsync`/`decryptAsync` with partition
+ * ids and DRR JSON text, `shutdown` at the end. Same PascalCase config keys as Asherah's other bindings.
+ */
+import { ConfigError } from '../errors.js';
+import { SecretFactory } from '../securememory/secret-factory.js';
+import { kmsFromConfig, metastoreFromConfig, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
+import type { KeyManagementService, Metastore } from './ports.js';
+import { decodeDataRowRecord, encodeDataRowRecord } from './record-codec.js';
+import { SessionFactory } from './session-factory.js';
+
+interface Configured {
+  factory: SessionFactory;
+  kms: KeyManagementService;
+  metastore: Metastore;
+  secrets: SecretFactory;
+}
+
+// asherah-node's API is module-level by design (setup once per process), so this one piece of module state
+// holds the factory those functions share.
+let current: Configured | undefined;
+
+export function setup(config: AsherahConfig): void {
+  if (current !== undefined) {
+    throw new ConfigError('setup() was already called; call shutdown() first to change the configuration');
+  }
+  const checked = validateConfig(config);
+  const secrets = new SecretFactory();
+  let kms: KeyManagementService | undefined;
+  let metastore: Metastore | undefined;
+  try {
+    kms = kmsFromConfig(checked, secrets);
+    metastore = metastoreFromConfig(checked);
+    const factory = SessionFactory.create({
+      serviceName: checked.ServiceName,
+      productId: checked.ProductID,
+      metastore,
+      kms,
+      policy: policyFromConfig(checked),
+      secrets,
+    });
+    current = { factory, kms, metastore, secrets };
+  } catch (err) {
+    void kms?.close?.();
+    void metastore?.close?.();
+    secrets.close();
+    throw err;
+  }
+}
+
+export async function setupAsync(config: AsherahConfig): Promise<void> {
+  setup(config);
+}
+
+export async function encryptAsync(partitionId: string, data: Uint8Array): Promise<string> {
+  const session = configured().getSession(partitionId);
+  try {
+    return encodeDataRowRecord(await session.encrypt(data));
+  } finally {
+    session.close();
+  }
+}
+
+export async function decryptAsync(partitionId: string, drrJson: string): Promise<Buffer> {
+  const drr = decodeDataRowRecord(drrJson);
+  const session = configured().getSession(partitionId);
+  try {
+    return await session.decrypt(drr);
+  } finally {
+    session.close();
+  }
+}
+
+export async function encryptStringAsync(partitionId: string, text: string): Promise<string> {
+  if (typeof text !== 'string') throw new ConfigError('encryptStringAsync takes a string');
+  return encryptAsync(partitionId, Buffer.from(text, 'utf8'));
+}
+
+export async function decryptStringAsync(partitionId: string, drrJson: string): Promise<string> {
+  return (await decryptAsync(partitionId, drrJson)).toString('utf8');
+}
+
+/** Zeroes every key and closes the metastore. Safe to call when not set up. */
+export function shutdown(): void {
+  const was = current;
+  current = undefined;
+  if (was === undefined) return;
+  void was.factory.close();
+  void was.kms.close?.();
+  void was.metastore.close?.();
+  was.secrets.close();
+}
+
+export async function shutdownAsync(): Promise<void> {
+  const was = current;
+  current = undefined;
+  if (was === undefined) return;
+  await was.factory.close();
+  await was.kms.close?.();
+  await was.metastore.close?.();
+  was.secrets.close();
+}
+
+/** The factory behind the module functions (for metrics), if set up. */
+export function getSessionFactory(): SessionFactory | undefined {
+  return current?.factory;
+}
+
+function configured(): SessionFactory {
+  if (current === undefined) throw new ConfigError('setup() has not been called; call setup(config) first');
+  return current.factory;
+}

@@ -1,0 +1,157 @@
+/**
+ * AsherahConfig: the PascalCase configuration of Asherah's other bindings (asherah-node, cobhan, the Rust
+ * binding), checked once where it enters. Unknown keys and wrong types are a ConfigError naming the key.
+ * Durations are in seconds, as in the Rust binding (docs/compatibility.md).
+ */
+import { ConfigError } from '../errors.js';
+import type { SecretFactory } from '../securememory/secret-factory.js';
+import { CryptoPolicy } from './crypto-policy.js';
+import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
+import { MemoryMetastore } from './metastore/memory-metastore.js';
+import { SqliteMetastore } from './metastore/sqlite-metastore.js';
+import type { KeyManagementService, Metastore } from './ports.js';
+
+export interface AsherahConfig {
+  ServiceName: string;
+  ProductID: string;
+  /** `memory` (tests), `sqlite` (local, shares its file format with the Rust binding), `dynamodb` (AWS). */
+  Metastore: 'memory' | 'sqlite' | 'dynamodb' | 'test-debug-memory' | 'test-debug-sqlite';
+  /** SQLite file path (a `sqlite://` prefix is accepted). */
+  ConnectionString?: string;
+  DynamoDBEndpoint?: string;
+  DynamoDBRegion?: string;
+  DynamoDBTableName?: string;
+  EnableRegionSuffix?: boolean;
+  /** `static` (needs StaticMasterKeyHex), `test-debug-static` (the public test key unless StaticMasterKeyHex), `aws`. */
+  KMS: 'static' | 'test-debug-static' | 'aws';
+  StaticMasterKeyHex?: string;
+  RegionMap?: Record<string, string>;
+  PreferredRegion?: string;
+  /** Seconds. Default 90 days. */
+  ExpireAfter?: number;
+  /** Seconds. Default 3600. */
+  CheckInterval?: number;
+  /** Default true, as in the Rust binding. */
+  EnableSessionCaching?: boolean;
+  SessionCacheMaxSize?: number;
+  /** Seconds. Default 7200. */
+  SessionCacheDuration?: number;
+  Verbose?: boolean;
+}
+
+type Kind = 'string' | 'boolean' | 'number' | 'object';
+const KEYS: Record<keyof AsherahConfig, Kind> = {
+  ServiceName: 'string',
+  ProductID: 'string',
+  Metastore: 'string',
+  ConnectionString: 'string',
+  DynamoDBEndpoint: 'string',
+  DynamoDBRegion: 'string',
+  DynamoDBTableName: 'string',
+  EnableRegionSuffix: 'boolean',
+  KMS: 'string',
+  StaticMasterKeyHex: 'string',
+  RegionMap: 'object',
+  PreferredRegion: 'string',
+  ExpireAfter: 'number',
+  CheckInterval: 'number',
+  EnableSessionCaching: 'boolean',
+  SessionCacheMaxSize: 'number',
+  SessionCacheDuration: 'number',
+  Verbose: 'boolean',
+};
+
+/** Checks every key and value; returns the config typed. */
+export function validateConfig(input: unknown): AsherahConfig {
+  const config = typeof input === 'string' ? parseJson(input) : input;
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new ConfigError('the Asherah config must be an object (or its JSON text)');
+  }
+  const record = config as Record<string, unknown>;
+  for (const [key, value] of Object.entries(record)) {
+    const kind = KEYS[key as keyof AsherahConfig];
+    if (kind === undefined) {
+      const hint = Object.keys(KEYS).find((k) => k.toLowerCase() === key.toLowerCase());
+      throw new ConfigError(
+        `unknown config key ${JSON.stringify(key)}` + (hint ? `; did you mean ${hint}?` : '; see AsherahConfig for the keys'),
+      );
+    }
+    if (value === undefined || value === null) continue;
+    const actual = Array.isArray(value) ? 'array' : typeof value;
+    if (actual !== kind) throw new ConfigError(`config key ${key} must be a ${kind}, got ${actual}`);
+  }
+  for (const required of ['ServiceName', 'ProductID', 'Metastore', 'KMS'] as const) {
+    if (typeof record[required] !== 'string' || record[required] === '') {
+      throw new ConfigError(`config key ${required} is required (a non-empty string)`);
+    }
+  }
+  for (const seconds of ['ExpireAfter', 'CheckInterval', 'SessionCacheDuration', 'SessionCacheMaxSize'] as const) {
+    const value = record[seconds];
+    if (value !== undefined && value !== null && !((value as number) > 0 && Number.isFinite(value))) {
+      throw new ConfigError(`config key ${seconds} must be a positive number${seconds === 'SessionCacheMaxSize' ? '' : ' of seconds'}`);
+    }
+  }
+  return config as AsherahConfig;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('the Asherah config text is not valid JSON', { cause: err });
+  }
+}
+
+export function policyFromConfig(config: AsherahConfig): CryptoPolicy {
+  return new CryptoPolicy({
+    expireAfterSeconds: config.ExpireAfter ?? undefined,
+    checkIntervalSeconds: config.CheckInterval ?? undefined,
+    sessionCaching: config.EnableSessionCaching ?? true,
+    sessionCacheMaxSize: config.SessionCacheMaxSize ?? undefined,
+    sessionCacheDurationSeconds: config.SessionCacheDuration ?? undefined,
+  });
+}
+
+export function metastoreFromConfig(config: AsherahConfig): Metastore {
+  switch (config.Metastore) {
+    case 'memory':
+    case 'test-debug-memory':
+      return new MemoryMetastore();
+    case 'sqlite':
+    case 'test-debug-sqlite':
+      if (!config.ConnectionString) {
+        throw new ConfigError('config key ConnectionString is required with Metastore "sqlite" (the database file path)');
+      }
+      return new SqliteMetastore(config.ConnectionString);
+    case 'dynamodb':
+      throw new ConfigError(
+        'Metastore "dynamodb" needs the AWS adapters; build the factory with a DynamoDbMetastore and an injected ' +
+          'DynamoDBClient (SessionFactory.create)',
+      );
+    default:
+      throw new ConfigError(
+        `config key Metastore must be "memory", "sqlite" or "dynamodb", got ${JSON.stringify(config.Metastore)}`,
+      );
+  }
+}
+
+export function kmsFromConfig(config: AsherahConfig, secrets: SecretFactory): KeyManagementService {
+  switch (config.KMS) {
+    case 'static':
+      if (!config.StaticMasterKeyHex) {
+        throw new ConfigError(
+          'config key StaticMasterKeyHex is required with KMS "static" (64 hex characters); ' +
+            'use KMS "test-debug-static" for the public test key',
+        );
+      }
+      return new StaticKms(config.StaticMasterKeyHex, secrets);
+    case 'test-debug-static':
+      return new StaticKms(config.StaticMasterKeyHex || TEST_DEBUG_STATIC_MASTER_KEY_HEX, secrets);
+    case 'aws':
+      throw new ConfigError(
+        'KMS "aws" needs the AWS adapters; build the factory with an AwsKms and injected KMSClients (SessionFactory.create)',
+      );
+    default:
+      throw new ConfigError(`config key KMS must be "static", "test-debug-static" or "aws", got ${JSON.stringify(config.KMS)}`);
+  }
+}

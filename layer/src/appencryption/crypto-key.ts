@@ -1,0 +1,32 @@
+/**
+ * An SK or IK in use: its secret bytes, Created and Revoked, and a reference count so that a cache can evict a
+ * key while an operation still holds it (the secret is zeroed when the last holder releases it).
+ */
+import type { Secret } from '../securememory/secret.js';
+
+export class CryptoKey {
+  private refs = 0;
+  private retired = false;
+
+  constructor(
+    readonly secret: Secret,
+    readonly created: number,
+    public revoked: boolean,
+  ) {}
+
+  /** Takes `count` references; the key stays usable until each is released. */
+  acquire(count = 1): this {
+    this.refs += count;
+    return this;
+  }
+
+  release(): void {
+    if (--this.refs <= 0 && this.retired) this.secret.close();
+  }
+
+  /** No cache holds the key any more: zero it once nobody uses it. */
+  retire(): void {
+    this.retired = true;
+    if (this.refs <= 0) this.secret.close();
+  }
+}

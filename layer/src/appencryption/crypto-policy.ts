@@ -1,0 +1,77 @@
+/**
+ * When keys expire, how long cached keys are trusted, how SK/IK Created is rounded, and the cache sizes
+ * (asherah-spec §5.1). Durations are in seconds, as in the Rust binding (canonical asherah-node reads
+ * nanoseconds: docs/compatibility.md).
+ */
+import { ConfigError } from '../errors.js';
+
+export interface CryptoPolicyOptions {
+  /** SK/IK lifetime for new writes; expired keys still decrypt. Default 90 days. */
+  expireAfterSeconds?: number;
+  /** How long a cached key is trusted before it is re-read to notice a revocation. Default 3600. */
+  checkIntervalSeconds?: number;
+  /** SK/IK Created is truncated to this; default 60 (one key per minute at most). */
+  createDatePrecisionSeconds?: number;
+  cacheSystemKeys?: boolean;
+  cacheIntermediateKeys?: boolean;
+  /** Default 1000 each. Each cached key is one 64-byte unit of locked memory (docs/memlock.md). */
+  systemKeyCacheMaxSize?: number;
+  intermediateKeyCacheMaxSize?: number;
+  /** Reuse sessions per partition (EnableSessionCaching). Default false. */
+  sessionCaching?: boolean;
+  sessionCacheMaxSize?: number;
+  sessionCacheDurationSeconds?: number;
+}
+
+export const DEFAULT_EXPIRE_AFTER_SECONDS = 90 * 24 * 3600;
+export const DEFAULT_CHECK_INTERVAL_SECONDS = 3600;
+
+export class CryptoPolicy {
+  readonly expireAfterSeconds: number;
+  readonly checkIntervalSeconds: number;
+  readonly createDatePrecisionSeconds: number;
+  readonly cacheSystemKeys: boolean;
+  readonly cacheIntermediateKeys: boolean;
+  readonly systemKeyCacheMaxSize: number;
+  readonly intermediateKeyCacheMaxSize: number;
+  readonly sessionCaching: boolean;
+  readonly sessionCacheMaxSize: number;
+  readonly sessionCacheDurationSeconds: number;
+
+  constructor(options: CryptoPolicyOptions = {}) {
+    this.expireAfterSeconds = positive(options.expireAfterSeconds, DEFAULT_EXPIRE_AFTER_SECONDS, 'expireAfterSeconds');
+    this.checkIntervalSeconds = positive(options.checkIntervalSeconds, DEFAULT_CHECK_INTERVAL_SECONDS, 'checkIntervalSeconds');
+    // As the Rust binding does: an expiry shorter than the precision would make a key expire within the minute
+    // it was made, which no replacement can fix until the next minute (asherah-spec §1.4).
+    this.createDatePrecisionSeconds = Math.min(
+      positive(options.createDatePrecisionSeconds, 60, 'createDatePrecisionSeconds'),
+      this.expireAfterSeconds,
+    );
+    this.cacheSystemKeys = options.cacheSystemKeys ?? true;
+    this.cacheIntermediateKeys = options.cacheIntermediateKeys ?? true;
+    this.systemKeyCacheMaxSize = positive(options.systemKeyCacheMaxSize, 1000, 'systemKeyCacheMaxSize');
+    this.intermediateKeyCacheMaxSize = positive(options.intermediateKeyCacheMaxSize, 1000, 'intermediateKeyCacheMaxSize');
+    this.sessionCaching = options.sessionCaching ?? false;
+    this.sessionCacheMaxSize = positive(options.sessionCacheMaxSize, 1000, 'sessionCacheMaxSize');
+    this.sessionCacheDurationSeconds = positive(options.sessionCacheDurationSeconds, 7200, 'sessionCacheDurationSeconds');
+  }
+
+  /** Go `IsKeyExpired`: now is after created + expireAfter. */
+  isExpired(createdSeconds: number, nowMs: number): boolean {
+    return nowMs > (createdSeconds + this.expireAfterSeconds) * 1000;
+  }
+
+  /** Created for a new SK or IK: now truncated to the precision (asherah-spec §1.3). */
+  newKeyTimestamp(nowMs: number): number {
+    const seconds = Math.floor(nowMs / 1000);
+    return seconds - (seconds % this.createDatePrecisionSeconds);
+  }
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

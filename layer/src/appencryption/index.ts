@@ -1,0 +1,32 @@
+export { InvalidRecordError, DecryptError, KeyNotFoundError, KmsError, MetastoreError, EventValidationError } from './errors.js';
+export { SessionFactory, type SessionFactoryConfig, type FactoryMetrics } from './session-factory.js';
+export { Session } from './session.js';
+export { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
+export type { MetricName, MetricsHook, MetricsSnapshot } from './metrics.js';
+export type { Metastore, KeyManagementService, Clock } from './ports.js';
+export {
+  decodeDataRowRecord,
+  encodeDataRowRecord,
+  decodeEnvelopeKeyRecord,
+  encodeEnvelopeKeyRecord,
+  dataRowRecordToJsonObject,
+  type DataRowRecord,
+  type EnvelopeKeyRecord,
+  type KeyMeta,
+  type DataRowRecordJson,
+} from './record-codec.js';
+export { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
+export { MemoryMetastore } from './metastore/memory-metastore.js';
+export { SqliteMetastore } from './metastore/sqlite-metastore.js';
+export {
+  setup,
+  setupAsync,
+  encryptAsync,
+  decryptAsync,
+  encryptStringAsync,
+  decryptStringAsync,
+  shutdown,
+  shutdownAsync,
+  getSessionFactory,
+} from './asherah-api.js';
+export type { AsherahConfig } from './config.js';

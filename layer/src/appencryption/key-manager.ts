@@ -1,0 +1,274 @@
+/**
+ * The key lifecycle of asherah-spec §1.4–1.6: find or create the latest SK and IK for writes, load the exact
+ * SK and IK a record names for reads, settle creation races through the metastore's conditional store, and keep
+ * every key in secure memory. All metastore and KMS calls are counted here, whatever the adapter.
+ */
+import type { Secret } from '../securememory/secret.js';
+import type { SecretFactory } from '../securememory/secret-factory.js';
+import * as aead from './aead.js';
+import { CryptoKey } from './crypto-key.js';
+import type { CryptoPolicy } from './crypto-policy.js';
+import { KeyNotFoundError } from './errors.js';
+import { KeyCache } from './key-cache.js';
+import { intermediateKeyId, systemKeyId } from './key-ids.js';
+import type { Metrics } from './metrics.js';
+import type { Clock, KeyManagementService, Metastore } from './ports.js';
+import type { EnvelopeKeyRecord, KeyMeta } from './record-codec.js';
+
+const KEY_BYTES = 32;
+
+/** Key ids of one partition, computed once per session. */
+export interface Partition {
+  readonly id: string;
+  readonly systemKeyId: string;
+  readonly intermediateKeyId: string;
+  readonly suffix: string | undefined;
+}
+
+export interface KeyManagerDeps {
+  serviceName: string;
+  productId: string;
+  metastore: Metastore;
+  kms: KeyManagementService;
+  policy: CryptoPolicy;
+  secrets: SecretFactory;
+  metrics: Metrics;
+  clock: Clock;
+}
+
+export class KeyManager {
+  readonly serviceName: string;
+  readonly productId: string;
+  readonly secrets: SecretFactory;
+  readonly policy: CryptoPolicy;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  private readonly metastore: Metastore;
+  private readonly kms: KeyManagementService;
+  private readonly systemKeys: KeyCache;
+  private readonly intermediateKeys: KeyCache;
+  private readonly suffix: string | undefined;
+
+  constructor(deps: KeyManagerDeps) {
+    this.serviceName = deps.serviceName;
+    this.productId = deps.productId;
+    this.metastore = deps.metastore;
+    this.kms = deps.kms;
+    this.policy = deps.policy;
+    this.secrets = deps.secrets;
+    this.metrics = deps.metrics;
+    this.clock = deps.clock;
+    const suffix = deps.metastore.regionSuffix?.();
+    this.suffix = suffix === '' ? undefined : suffix;
+    const p = deps.policy;
+    this.systemKeys = new KeyCache('systemKey', p.cacheSystemKeys, p.systemKeyCacheMaxSize, p, deps.clock, deps.metrics);
+    this.intermediateKeys = new KeyCache(
+      'intermediateKey',
+      p.cacheIntermediateKeys,
+      p.intermediateKeyCacheMaxSize,
+      p,
+      deps.clock,
+      deps.metrics,
+    );
+    // Validates service and product once (ConfigError on empty ones).
+    systemKeyId(this.serviceName, this.productId, this.suffix);
+  }
+
+  partition(id: string): Partition {
+    return {
+      id,
+      systemKeyId: systemKeyId(this.serviceName, this.productId, this.suffix),
+      intermediateKeyId: intermediateKeyId(id, this.serviceName, this.productId, this.suffix),
+      suffix: this.suffix,
+    };
+  }
+
+  // ---- writes ---------------------------------------------------------------------------------------------------
+
+  /** The IK new records of this partition are written with (acquired: release it after use). */
+  latestIntermediateKey(partition: Partition): CryptoKey | Promise<CryptoKey> {
+    return this.intermediateKeys.getOrLoadLatest(partition.intermediateKeyId, () =>
+      this.loadLatestOrCreateIntermediateKey(partition),
+    );
+  }
+
+  /** Go `loadLatestOrCreateIntermediateKey` (asherah-spec §1.5). */
+  private async loadLatestOrCreateIntermediateKey(partition: Partition): Promise<CryptoKey> {
+    const record = await this.loadLatest(partition.intermediateKeyId);
+    if (record !== undefined && this.isValidForWrites(record) && record.parentKeyMeta !== undefined) {
+      let systemKey: CryptoKey | undefined;
+      try {
+        systemKey = await this.systemKey(record.parentKeyMeta);
+      } catch {
+        // Like Go: an IK whose SK cannot be loaded is replaced by a new IK under the latest SK.
+      }
+      if (systemKey !== undefined) {
+        try {
+          if (!systemKey.revoked && !this.policy.isExpired(systemKey.created, this.clock.now())) {
+            return this.unwrapKey(record, systemKey);
+          }
+        } finally {
+          systemKey.release();
+        }
+      }
+    }
+    return this.createIntermediateKey(partition);
+  }
+
+  private async createIntermediateKey(partition: Partition): Promise<CryptoKey> {
+    const systemKey = await this.systemKeys.getOrLoadLatest(partition.systemKeyId, () =>
+      this.loadLatestOrCreateSystemKey(partition),
+    );
+    try {
+      const created = this.policy.newKeyTimestamp(this.clock.now());
+      const secret = this.secrets.createRandom(KEY_BYTES);
+      let stored: boolean;
+      try {
+        const encryptedKey = secret.withBytes((bytes) => aead.encrypt(bytes, systemKey.secret));
+        stored = await this.store(partition.intermediateKeyId, created, {
+          created,
+          encryptedKey,
+          parentKeyMeta: { keyId: partition.systemKeyId, created: systemKey.created },
+        });
+      } catch (err) {
+        secret.close();
+        throw err;
+      }
+      if (stored) return new CryptoKey(secret, created, false);
+      // Someone else created this IK first (same id and minute): use theirs.
+      secret.close();
+      const latest = await this.loadLatest(partition.intermediateKeyId);
+      if (latest === undefined) {
+        throw new KeyNotFoundError(
+          `intermediate key ${partition.intermediateKeyId} is not in the metastore after a conflicting store; ` +
+            'check that the metastore is consistent (strongly consistent reads) and retry',
+        );
+      }
+      return await this.intermediateKeyFromRecord(latest, systemKey);
+    } finally {
+      systemKey.release();
+    }
+  }
+
+  /** Go `intermediateKeyFromEKR`: the record may be under another SK than ours if the SK just rotated. */
+  private async intermediateKeyFromRecord(record: EnvelopeKeyRecord, systemKey: CryptoKey): Promise<CryptoKey> {
+    const parent = requireParent(record);
+    if (parent.created === systemKey.created) return this.unwrapKey(record, systemKey);
+    const actual = await this.systemKey(parent);
+    try {
+      return this.unwrapKey(record, actual);
+    } finally {
+      actual.release();
+    }
+  }
+
+  /** Go `loadLatestOrCreateSystemKey`. */
+  private async loadLatestOrCreateSystemKey(partition: Partition): Promise<CryptoKey> {
+    const record = await this.loadLatest(partition.systemKeyId);
+    if (record !== undefined && this.isValidForWrites(record)) return this.decryptSystemKey(record);
+    const created = this.policy.newKeyTimestamp(this.clock.now());
+    const secret = this.secrets.createRandom(KEY_BYTES);
+    let stored: boolean;
+    try {
+      this.metrics.increment('kms.encryptKey');
+      const encryptedKey = await this.kms.encryptKey(secret);
+      stored = await this.store(partition.systemKeyId, created, { created, encryptedKey });
+    } catch (err) {
+      secret.close();
+      throw err;
+    }
+    if (stored) return new CryptoKey(secret, created, false);
+    secret.close();
+    const latest = await this.loadLatest(partition.systemKeyId);
+    if (latest === undefined) {
+      throw new KeyNotFoundError(
+        `system key ${partition.systemKeyId} is not in the metastore after a conflicting store; check that the ` +
+          'metastore is consistent (strongly consistent reads) and retry',
+      );
+    }
+    return this.decryptSystemKey(latest);
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------------------------
+
+  /** The IK a record names (acquired). Decrypt never creates keys. */
+  intermediateKey(meta: KeyMeta): CryptoKey | Promise<CryptoKey> {
+    return this.intermediateKeys.getOrLoad(meta.keyId, meta.created, async () => {
+      const record = await this.load(meta.keyId, meta.created);
+      if (record === undefined) {
+        throw new KeyNotFoundError(
+          `intermediate key ${meta.keyId} created ${meta.created} is not in the metastore; the record was ` +
+            'written with another metastore, service or product, or its keys were deleted',
+        );
+      }
+      const parent = requireParent(record);
+      const systemKey = await this.systemKey(parent);
+      try {
+        return this.unwrapKey(record, systemKey);
+      } finally {
+        systemKey.release();
+      }
+    });
+  }
+
+  /** The SK a record names (acquired). */
+  private systemKey(meta: KeyMeta): CryptoKey | Promise<CryptoKey> {
+    return this.systemKeys.getOrLoad(meta.keyId, meta.created, async () => {
+      const record = await this.load(meta.keyId, meta.created);
+      if (record === undefined) {
+        throw new KeyNotFoundError(
+          `system key ${meta.keyId} created ${meta.created} is not in the metastore; the keys were written ` +
+            'to another metastore or deleted',
+        );
+      }
+      return this.decryptSystemKey(record);
+    });
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------------------------
+
+  private async decryptSystemKey(record: EnvelopeKeyRecord): Promise<CryptoKey> {
+    this.metrics.increment('kms.decryptKey');
+    const secret = await this.kms.decryptKey(record.encryptedKey, this.secrets);
+    return new CryptoKey(secret, record.created, record.revoked === true);
+  }
+
+  private unwrapKey(record: EnvelopeKeyRecord, parent: CryptoKey): CryptoKey {
+    const secret: Secret = aead.decryptToSecret(record.encryptedKey, parent.secret, this.secrets);
+    return new CryptoKey(secret, record.created, record.revoked === true);
+  }
+
+  private isValidForWrites(record: EnvelopeKeyRecord): boolean {
+    return record.revoked !== true && !this.policy.isExpired(record.created, this.clock.now());
+  }
+
+  private load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
+    this.metrics.increment('metastore.load');
+    return this.metastore.load(id, created);
+  }
+
+  private loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
+    this.metrics.increment('metastore.loadLatest');
+    return this.metastore.loadLatest(id);
+  }
+
+  private store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
+    this.metrics.increment('metastore.store');
+    return this.metastore.store(id, created, record);
+  }
+
+  /** Retires every cached key: each is zeroed once no operation holds it. */
+  close(): void {
+    this.intermediateKeys.close();
+    this.systemKeys.close();
+  }
+}
+
+function requireParent(record: EnvelopeKeyRecord): KeyMeta {
+  if (record.parentKeyMeta === undefined) {
+    throw new KeyNotFoundError(
+      'an intermediate key record has no ParentKeyMeta, so its system key cannot be found; the metastore row is corrupt',
+    );
+  }
+  return record.parentKeyMeta;
+}

@@ -1,0 +1,48 @@
+/**
+ * A master key held in process memory (asherah-spec §4.2): for development and tests, never for production
+ * data. The SK is AES-256-GCM encrypted under the 32-byte master key, exactly as Go `kms.NewStatic` does.
+ */
+import { ConfigError } from '../../errors.js';
+import type { Secret } from '../../securememory/secret.js';
+import type { SecretFactory } from '../../securememory/secret-factory.js';
+import * as aead from '../aead.js';
+import { KmsError } from '../errors.js';
+import type { KeyManagementService } from '../ports.js';
+
+/** The public test key of every Asherah implementation: the ASCII bytes of `thisIsAStaticMasterKeyForTesting`. */
+export const TEST_DEBUG_STATIC_MASTER_KEY_HEX = Buffer.from('thisIsAStaticMasterKeyForTesting', 'ascii').toString('hex');
+
+export class StaticKms implements KeyManagementService {
+  private readonly masterKey: Secret;
+
+  /** `masterKeyHex`: 64 hex characters (32 bytes). The key is moved into secure memory at once. */
+  constructor(masterKeyHex: string, secrets: SecretFactory) {
+    if (typeof masterKeyHex !== 'string' || !/^[0-9a-fA-F]{64}$/.test(masterKeyHex)) {
+      throw new ConfigError(
+        'StaticMasterKeyHex must be 64 hexadecimal characters (a 32-byte key); generate one with ' +
+          '`openssl rand -hex 32`',
+      );
+    }
+    this.masterKey = secrets.createFrom(Buffer.from(masterKeyHex, 'hex'));
+  }
+
+  async encryptKey(systemKey: Secret): Promise<Buffer> {
+    return systemKey.withBytes((bytes) => aead.encrypt(bytes, this.masterKey));
+  }
+
+  async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
+    try {
+      return aead.decryptToSecret(encryptedKey, this.masterKey, secrets);
+    } catch (err) {
+      throw new KmsError(
+        'the static master key cannot decrypt this system key: it was encrypted under another master key ' +
+          '(check StaticMasterKeyHex / the KMS setting) or the metastore row is corrupt',
+        { cause: err },
+      );
+    }
+  }
+
+  close(): void {
+    this.masterKey.close();
+  }
+}

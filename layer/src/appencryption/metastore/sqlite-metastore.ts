@@ -1,0 +1,310 @@
+import { statSync } from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { ConfigError } from '../../errors.js';
+import { InvalidRecordError, MetastoreError } from '../errors.js';
+import type { Metastore } from '../ports.js';
+import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
+
+// A metastore in one SQLite file, shared with the Rust Asherah implementation (godaddy/asherah-ffi,
+// asherah/src/metastore_sqlite.rs; asherah-ffi.md §2.4), so its table, its `created` encoding and its queries are
+// exactly the Rust ones:
+//   - `created` holds the TEXT of `datetime(<unix seconds>, 'unixepoch')`, i.e. 'YYYY-MM-DD HH:MM:SS' in UTC. A
+//     row stored any other way (an integer, ISO 8601 with a 'T') would never match the Rust side's
+//     `created = datetime(?, 'unixepoch')`, so it would be invisible to it.
+//   - `key_record` is the EnvelopeKeyRecord JSON. We write Go's `json.Marshal` form (asherah-spec §3.3), which
+//     escapes `<&>` in key ids; the Rust side writes them raw. Both decode the same, and a row is written once by
+//     whoever creates the key first, so the difference never makes two rows for one key.
+// Canonical Go has no SQLite metastore; this is the Rust binding's format, not upstream's RDBMS one (spec §3.4).
+//
+// better-sqlite3 is synchronous: each method does its work before the returned Promise settles and blocks the
+// event loop meanwhile. That is sub-millisecond for these single-row statements, except while waiting out another
+// process's lock (at most busyTimeoutMs).
+
+/** The Rust binding's DDL, character for character (asherah-ffi.md §2.4). */
+const CREATE_TABLE =
+  'CREATE TABLE IF NOT EXISTS encryption_key (id TEXT NOT NULL, created TIMESTAMP NOT NULL, key_record TEXT NOT NULL, PRIMARY KEY (id, created))';
+const LOAD = "SELECT key_record FROM encryption_key WHERE id = ? AND created = datetime(?, 'unixepoch')";
+// 'YYYY-MM-DD HH:MM:SS' text sorts chronologically, so this is the Rust query and needs no conversion.
+const LOAD_LATEST = 'SELECT key_record FROM encryption_key WHERE id = ? ORDER BY created DESC LIMIT 1';
+const STORE =
+  "INSERT OR IGNORE INTO encryption_key (id, created, key_record) VALUES (?, datetime(?, 'unixepoch'), ?)";
+// GLOB, not LIKE: GLOB is case-sensitive and treats '_' literally.
+const KEY_ROWS =
+  "SELECT id, created, key_record FROM encryption_key WHERE id GLOB '_SK_*' OR id GLOB '_IK_*' ORDER BY id, created";
+
+/** Same as better-sqlite3's default, and as rusqlite's `Connection::open`, which the Rust binding uses. */
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+/** The largest busy timeout SQLite accepts (a C int of milliseconds). */
+const MAX_BUSY_TIMEOUT_MS = 0x7fffffff;
+/** '9999-12-31 23:59:59': beyond it datetime() returns NULL, which INSERT OR IGNORE would silently skip. */
+const MAX_CREATED = 253402300799;
+const SQLITE_SCHEME = 'sqlite://';
+const CREATED_TEXT = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
+
+export interface SqliteMetastoreOptions {
+  /**
+   * How long a statement waits for another connection's lock before failing with a MetastoreError, in
+   * milliseconds. Default 5000. Several processes (and the Rust binding) may share one file; each holds the lock
+   * only for one single-row statement, so waits are short unless something keeps a transaction open.
+   */
+  busyTimeoutMs?: number;
+}
+
+/** A key row as `SqliteMetastore.keyRows()` lists it. */
+export interface SqliteKeyRow {
+  id: string;
+  /** Unix seconds, read back from the 'YYYY-MM-DD HH:MM:SS' column. */
+  created: number;
+  record: EnvelopeKeyRecord;
+}
+
+type LoadStatement = Database.Statement<[string, bigint], unknown>;
+type LoadLatestStatement = Database.Statement<[string], unknown>;
+type StoreStatement = Database.Statement<[string, bigint, string], unknown>;
+type KeyRowsStatement = Database.Statement<[], { id: unknown; created: unknown; key_record: unknown }>;
+
+export class SqliteMetastore implements Metastore {
+  /** The database file, without any `sqlite://` prefix (or ':memory:'). */
+  readonly path: string;
+  private readonly busyTimeoutMs: number;
+  private readonly db: Database.Database;
+  private readonly loadStatement: LoadStatement;
+  private readonly loadLatestStatement: LoadLatestStatement;
+  private readonly storeStatement: StoreStatement;
+  private readonly keyRowsStatement: KeyRowsStatement;
+
+  /**
+   * Opens (creating if needed) the database file and its `encryption_key` table. `connectionString` is a file
+   * path, optionally prefixed with `sqlite://` as the Rust binding's ConnectionString accepts (asherah-ffi.md
+   * §2.1), or ':memory:' for a private in-memory database. The directory must exist: a typo in the path should
+   * fail here, not silently create a new, empty metastore somewhere else.
+   */
+  constructor(connectionString: string, options: SqliteMetastoreOptions = {}) {
+    this.path = connectionString.startsWith(SQLITE_SCHEME)
+      ? connectionString.slice(SQLITE_SCHEME.length)
+      : connectionString;
+    if (this.path.trim() === '') {
+      throw new ConfigError('SqliteMetastore needs a database file path (ConnectionString), got an empty one');
+    }
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0 || busyTimeoutMs > MAX_BUSY_TIMEOUT_MS) {
+      throw new ConfigError(
+        `SqliteMetastore busyTimeoutMs must be an integer number of milliseconds from 0 to ${MAX_BUSY_TIMEOUT_MS}`,
+      );
+    }
+    this.busyTimeoutMs = busyTimeoutMs;
+    if (this.path !== ':memory:') this.checkDirectory();
+
+    let db: Database.Database;
+    try {
+      db = new Database(this.path, { timeout: busyTimeoutMs });
+    } catch (err) {
+      throw this.failure('open the database', err);
+    }
+    // Journal mode: left as the file has it (a new file gets SQLite's rollback journal). WAL would let readers
+    // run during a write, but it is a persistent property of the file: every later opener, the Rust binding
+    // included, would then need the -wal/-shm files beside the database, a writable directory even to read, and
+    // shared memory, which network filesystems do not provide. Metastore writes are rare (a key is created at
+    // most once a minute per id, asherah-spec §1.3) and each statement is its own short transaction, so the
+    // rollback journal plus the busy timeout serves several processes well. Whoever wants WAL can set it on
+    // the file once; both implementations then follow it.
+    try {
+      db.exec(CREATE_TABLE);
+      this.loadStatement = db.prepare<[string, bigint], unknown>(LOAD).pluck();
+      this.loadLatestStatement = db.prepare<[string], unknown>(LOAD_LATEST).pluck();
+      this.storeStatement = db.prepare<[string, bigint, string], unknown>(STORE);
+      this.keyRowsStatement = db.prepare<[], { id: unknown; created: unknown; key_record: unknown }>(KEY_ROWS);
+    } catch (err) {
+      db.close();
+      throw this.failure('create or open the encryption_key table', err);
+    }
+    this.db = db;
+  }
+
+  async load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
+    const seconds = checkCreated(created);
+    const text = this.run('load a key record', () => this.loadStatement.get(id, seconds));
+    return text === undefined ? undefined : this.decode(text, id);
+  }
+
+  async loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
+    const text = this.run('load the latest key record', () => this.loadLatestStatement.get(id));
+    return text === undefined ? undefined : this.decode(text, id);
+  }
+
+  async store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
+    const seconds = checkCreated(created);
+    const json = encodeEnvelopeKeyRecord(record);
+    // INSERT OR IGNORE makes the primary key the arbiter between racing creators, in this process or another
+    // (asherah-spec §1.5): exactly one insert changes a row, and every other one reports `false`.
+    const result = this.run('store a key record', () => this.storeStatement.run(id, seconds, json));
+    return result.changes === 1;
+  }
+
+  /**
+   * Every system and intermediate key row (ids starting `_SK_` or `_IK_`), sorted by id then created, for tests
+   * and tools. Other rows, such as the Rust binding's `__asherah_internal_config_drift_guard_v1__:…` row
+   * (asherah-ffi.md §2.5), are not key material and are left out. Throws InvalidRecordError if a key row does
+   * not decode.
+   */
+  keyRows(): SqliteKeyRow[] {
+    const rows = this.run('list key rows', () => this.keyRowsStatement.all());
+    return rows.map((row) => {
+      const id = String(row.id);
+      return { id, created: this.parseCreated(row.created, id), record: this.decode(row.key_record, id) };
+    });
+  }
+
+  /** Closes the database connection. Later calls fail with a MetastoreError; closing again does nothing. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private run<T>(action: string, statement: () => T): T {
+    if (!this.db.open) {
+      throw new MetastoreError(`SQLite metastore "${this.path}" is closed, so it cannot ${action}; create a new SqliteMetastore`);
+    }
+    try {
+      return statement();
+    } catch (err) {
+      throw this.failure(action, err);
+    }
+  }
+
+  /**
+   * Decodes a stored key_record. The message names the row's key id, so that an operator can find and repair it:
+   * ids are not secret, and this one comes from the caller, not from the corrupt text. It is JSON-quoted so that
+   * odd characters in it cannot forge log lines. The record's own contents are never quoted (errors.ts).
+   */
+  private decode(value: unknown, id: string): EnvelopeKeyRecord {
+    const where = `SQLite metastore "${this.path}": the key_record of ${JSON.stringify(id)}`;
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+      throw new InvalidRecordError(
+        `${where} is ${value === null ? 'NULL' : `a ${typeof value}`}, not JSON text; the key record in the ` +
+          'metastore is corrupt or was not written by Asherah',
+      );
+    }
+    try {
+      return decodeEnvelopeKeyRecord(value);
+    } catch (err) {
+      // The codec's message names the field that is wrong; we add which file and which row.
+      if (err instanceof InvalidRecordError) throw new InvalidRecordError(`${where}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+
+  private parseCreated(value: unknown, id: string): number {
+    const match = typeof value === 'string' ? CREATED_TEXT.exec(value) : null;
+    if (match === null) {
+      throw new InvalidRecordError(
+        `SQLite metastore "${this.path}": a row of ${JSON.stringify(id)} has a created that is not 'YYYY-MM-DD HH:MM:SS' text as ` +
+          "datetime(<seconds>, 'unixepoch') writes it; the row was not written by Asherah and no implementation can load it",
+      );
+    }
+    const [year, month, day, hour, minute, second] = match.slice(1).map(Number);
+    return Date.UTC(year, month - 1, day, hour, minute, second) / 1000;
+  }
+
+  private checkDirectory(): void {
+    const directory = path.dirname(path.resolve(this.path));
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(directory).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new MetastoreError(
+        code === 'ENOENT'
+          ? `SQLite metastore "${this.path}": the directory ${directory} does not exist; create it, or fix the ` +
+              'path (the metastore does not create directories, so that a mistyped path cannot start an empty metastore)'
+          : `SQLite metastore "${this.path}": cannot access the directory ${directory} (${code ?? 'unknown error'}); ` +
+              'make it readable and writable by this process',
+        { cause: err },
+      );
+    }
+    if (!isDirectory) {
+      throw new MetastoreError(
+        `SQLite metastore "${this.path}": ${directory} is not a directory; fix the path`,
+      );
+    }
+  }
+
+  /** A MetastoreError that says what failed, SQLite's own code and message, and what to do about it. */
+  private failure(action: string, err: unknown): MetastoreError {
+    if (err instanceof MetastoreError) return err;
+    const where = `SQLite metastore "${this.path}"`;
+    if (err instanceof Database.SqliteError) {
+      // SQLite's messages ("database is locked", "file is not a database") carry no data from the rows.
+      return new MetastoreError(
+        `${where}: could not ${action} (${err.code}: ${err.message}); ${advice(err.code, this.busyTimeoutMs)}`,
+        { cause: err },
+      );
+    }
+    const detail = err instanceof Error ? err.message : String(err);
+    return new MetastoreError(`${where}: could not ${action}: ${detail}`, { cause: err });
+  }
+}
+
+/** What to do about a SQLite error, by its primary result code (extended codes such as SQLITE_BUSY_SNAPSHOT included). */
+function advice(code: string, busyTimeoutMs: number): string {
+  const primary = /^SQLITE_[A-Z]+/.exec(code)?.[0];
+  switch (primary) {
+    case 'SQLITE_BUSY':
+    case 'SQLITE_LOCKED':
+      return (
+        `the database stayed locked by another connection for longer than the busy timeout (${busyTimeoutMs} ms); ` +
+        'retry, raise busyTimeoutMs, or find the process that keeps a transaction open on the file'
+      );
+    case 'SQLITE_READONLY':
+      return (
+        'this process cannot write the database; make the file and its directory writable by this process ' +
+        '(SQLite writes a journal file next to the database)'
+      );
+    case 'SQLITE_CANTOPEN':
+      return (
+        'check that the path names a file (not a directory) in an existing directory, and that the file and the ' +
+        'directory are readable and writable by this process'
+      );
+    case 'SQLITE_NOTADB':
+      return (
+        'the file is not an SQLite database (or is encrypted); check the path. Do not delete it before checking: ' +
+        'a metastore holds the only copies of the keys that old records need'
+      );
+    case 'SQLITE_CORRUPT':
+      return 'the database file is damaged; restore it from a backup (old records need every key in it)';
+    case 'SQLITE_FULL':
+      return 'the disk is full; free some space and retry';
+    case 'SQLITE_IOERR':
+      return (
+        'the operating system reported an I/O error; check the disk and the filesystem (SQLite locking does not ' +
+        'work reliably on network filesystems)'
+      );
+    case 'SQLITE_PERM':
+    case 'SQLITE_AUTH':
+      return 'access was denied; check the permissions of the file and its directory';
+    default:
+      return 'see the cause for details';
+  }
+}
+
+/**
+ * Created must be whole Unix seconds that datetime() can represent: a fraction would be silently truncated (and
+ * match another second's row), and a value outside years 0000–9999 becomes NULL. Bound as a BigInt so that SQLite
+ * sees an INTEGER, as the Rust binding binds its i64.
+ */
+function checkCreated(created: number): bigint {
+  if (Number.isSafeInteger(created) && created >= 0 && created <= MAX_CREATED) return BigInt(created);
+  throw new MetastoreError(
+    `created must be an integer number of Unix seconds from 0 to ${MAX_CREATED} (the range of SQLite's ` +
+      `datetime()), got ${describeNumber(created)}`,
+  );
+}
+
+// The kind of a bad timestamp, never its value (errors.ts: messages carry no record timestamps).
+function describeNumber(value: number): string {
+  if (typeof value !== 'number') return `a ${typeof value}`;
+  if (!Number.isFinite(value)) return 'a non-finite number';
+  if (!Number.isInteger(value)) return 'a fractional number';
+  if (value < 0) return 'a negative number';
+  return 'a number beyond year 9999';
+}

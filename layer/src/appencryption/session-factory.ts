@@ -1,0 +1,134 @@
+/**
+ * The entry point of the SDK: one per service and product, at module scope in a Lambda function so that its key
+ * caches survive across invocations. `getSession(partition)` does no I/O; keys load lazily on first use, or
+ * ahead of time with `prewarm` (e.g. during Lambda INIT).
+ */
+import { ConfigError } from '../errors.js';
+import { SecretFactory, type SecretFactoryOptions, type SecretFactoryStats } from '../securememory/secret-factory.js';
+import { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
+import { KeyManager, type Partition } from './key-manager.js';
+import { Metrics, type MetricsHook, type MetricsSnapshot } from './metrics.js';
+import { systemClock, type Clock, type KeyManagementService, type Metastore } from './ports.js';
+import { Session } from './session.js';
+
+export interface SessionFactoryConfig {
+  serviceName: string;
+  productId: string;
+  metastore: Metastore;
+  kms: KeyManagementService;
+  policy?: CryptoPolicy | CryptoPolicyOptions;
+  metrics?: MetricsHook;
+  /** Secure memory: a factory to use, or options for the one made here (e.g. `{ mlock: 'best-effort' }`). */
+  secrets?: SecretFactory | SecretFactoryOptions;
+  clock?: Clock;
+}
+
+export interface FactoryMetrics extends MetricsSnapshot {
+  /** Secrets (SKs, IKs, in-flight DRKs) open now in this factory's secure memory. */
+  secretsInUse: number;
+  secureMemory: SecretFactoryStats;
+}
+
+interface CachedPartition {
+  partition: Partition;
+  expiresAt: number;
+}
+
+export class SessionFactory {
+  private readonly keys: KeyManager;
+  private readonly secrets: SecretFactory;
+  private readonly ownsSecrets: boolean;
+  private readonly policy: CryptoPolicy;
+  private readonly clock: Clock;
+  private readonly kms: KeyManagementService;
+  private readonly metastore: Metastore;
+  private readonly sessionCache = new Map<string, CachedPartition>();
+  private closed = false;
+
+  private constructor(config: SessionFactoryConfig) {
+    if (config === null || typeof config !== 'object') throw new ConfigError('SessionFactory.create takes a config object');
+    for (const key of ['metastore', 'kms'] as const) {
+      if (config[key] === undefined || config[key] === null) throw new ConfigError(`${key} is required`);
+    }
+    this.policy = config.policy instanceof CryptoPolicy ? config.policy : new CryptoPolicy(config.policy);
+    this.clock = config.clock ?? systemClock;
+    this.ownsSecrets = !(config.secrets instanceof SecretFactory);
+    this.secrets = config.secrets instanceof SecretFactory ? config.secrets : new SecretFactory(config.secrets);
+    this.kms = config.kms;
+    this.metastore = config.metastore;
+    this.keys = new KeyManager({
+      serviceName: config.serviceName,
+      productId: config.productId,
+      metastore: config.metastore,
+      kms: config.kms,
+      policy: this.policy,
+      secrets: this.secrets,
+      metrics: new Metrics(config.metrics),
+      clock: this.clock,
+    });
+  }
+
+  static create(config: SessionFactoryConfig): SessionFactory {
+    return new SessionFactory(config);
+  }
+
+  /** A session for one partition (user, account). No I/O. */
+  getSession(partitionId: string): Session {
+    this.checkOpen();
+    return new Session(this.keys, this.partitionOf(partitionId));
+  }
+
+  /**
+   * Loads (or creates, as the first encrypt would) the SK and the latest IK of each partition, so that the first
+   * records pay no KMS or metastore round trip. Meant for Lambda INIT.
+   */
+  async prewarm(partitionIds: readonly string[]): Promise<void> {
+    this.checkOpen();
+    await Promise.all(
+      partitionIds.map(async (id) => {
+        const key = await this.keys.latestIntermediateKey(this.partitionOf(id));
+        key.release();
+      }),
+    );
+  }
+
+  metrics(): FactoryMetrics {
+    const secureMemory = this.secrets.stats();
+    return { ...this.keys.metrics.snapshot(), secretsInUse: secureMemory.factorySecretsInUse, secureMemory };
+  }
+
+  /** Zeroes every key this factory holds and closes what it made (the KMS and metastore stay the caller's). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.sessionCache.clear();
+    this.keys.close();
+    if (this.ownsSecrets) this.secrets.close();
+  }
+
+  /** The KMS and metastore given to `create`, e.g. to close them after the factory. */
+  get adapters(): { kms: KeyManagementService; metastore: Metastore } {
+    return { kms: this.kms, metastore: this.metastore };
+  }
+
+  private partitionOf(partitionId: string): Partition {
+    if (!this.policy.sessionCaching) return this.keys.partition(partitionId);
+    // Session caching (EnableSessionCaching): sessions share the factory's key caches, so what a cached session
+    // saves is its setup; each caller still gets its own Session, so closing one never affects another.
+    const now = this.clock.now();
+    const cached = this.sessionCache.get(partitionId);
+    if (cached !== undefined && cached.expiresAt > now) return cached.partition;
+    const partition = this.keys.partition(partitionId);
+    this.sessionCache.delete(partitionId);
+    if (this.sessionCache.size >= this.policy.sessionCacheMaxSize) {
+      const oldest = this.sessionCache.keys().next().value;
+      if (oldest !== undefined) this.sessionCache.delete(oldest);
+    }
+    this.sessionCache.set(partitionId, { partition, expiresAt: now + this.policy.sessionCacheDurationSeconds * 1000 });
+    return partition;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ConfigError('this SessionFactory is closed; create a new one');
+  }
+}

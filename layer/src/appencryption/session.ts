@@ -1,0 +1,106 @@
+/**
+ * Encrypts and decrypts the records of one partition (a user, an account). Cheap: a session holds key ids
+ * only; keys live in the factory's caches, so sessions of one partition share them.
+ */
+import { ConfigError } from '../errors.js';
+import * as aead from './aead.js';
+import type { CryptoKey } from './crypto-key.js';
+import { DecryptError, InvalidRecordError } from './errors.js';
+import { isValidIntermediateKeyId } from './key-ids.js';
+import type { KeyManager, Partition } from './key-manager.js';
+import type { DataRowRecord } from './record-codec.js';
+
+const DATA_ROW_KEY_BYTES = 32;
+
+export class Session {
+  private closed = false;
+
+  /** @internal Made by SessionFactory.getSession. */
+  constructor(
+    private readonly keys: KeyManager,
+    readonly partition: Partition,
+    private readonly onClose?: () => void,
+  ) {}
+
+  get partitionId(): string {
+    return this.partition.id;
+  }
+
+  /** Encrypts `data` (bytes, or a string as UTF-8) into a DataRowRecord. Creates the IK/SK on first use. */
+  async encrypt(data: Uint8Array | string): Promise<DataRowRecord> {
+    this.checkOpen();
+    const plaintext = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (!(plaintext instanceof Uint8Array)) {
+      throw new ConfigError('encrypt takes a Buffer, Uint8Array or string');
+    }
+    const pending = this.keys.latestIntermediateKey(this.partition);
+    // Warm keys come back synchronously: nothing is awaited on the per-record path then.
+    const ik = pending instanceof Promise ? await pending : pending;
+    try {
+      return this.seal(plaintext, ik);
+    } finally {
+      ik.release();
+    }
+  }
+
+  private seal(plaintext: Uint8Array, ik: CryptoKey): DataRowRecord {
+    // DRK Created is not truncated (asherah-spec §1.3).
+    const created = Math.floor(this.keys.clock.now() / 1000);
+    const drk = this.keys.secrets.createRandom(DATA_ROW_KEY_BYTES);
+    try {
+      const data = aead.encrypt(plaintext, drk);
+      const encryptedKey = drk.withBytes((bytes) => aead.encrypt(bytes, ik.secret));
+      this.keys.metrics.increment('encrypt');
+      return {
+        key: { created, encryptedKey, parentKeyMeta: { keyId: this.partition.intermediateKeyId, created: ik.created } },
+        data,
+      };
+    } finally {
+      drk.close();
+    }
+  }
+
+  /** Decrypts a DataRowRecord of this partition. Decrypt never creates keys. */
+  async decrypt(drr: DataRowRecord): Promise<Buffer> {
+    this.checkOpen();
+    const meta = drr?.key?.parentKeyMeta;
+    if (meta === undefined || !(drr.data instanceof Uint8Array) || !(drr.key.encryptedKey instanceof Uint8Array)) {
+      throw new InvalidRecordError(
+        'decrypt takes a DataRowRecord with Key.ParentKeyMeta, Key.Key and Data; decode JSON with decodeDataRowRecord',
+      );
+    }
+    const p = this.partition;
+    if (!isValidIntermediateKeyId(meta.keyId, p.id, this.keys.serviceName, this.keys.productId, p.suffix)) {
+      // Go: "unable to decrypt record" (asherah-spec §1.2).
+      throw new DecryptError(
+        'cannot decrypt: the record belongs to another partition, service or product than this session; ' +
+          'decrypt it with the partition it was encrypted for',
+      );
+    }
+    const pending = this.keys.intermediateKey(meta);
+    const ik = pending instanceof Promise ? await pending : pending;
+    try {
+      const drk = aead.decryptToSecret(drr.key.encryptedKey, ik.secret, this.keys.secrets);
+      try {
+        const plaintext = aead.decrypt(drr.data, drk);
+        this.keys.metrics.increment('decrypt');
+        return plaintext;
+      } finally {
+        drk.close();
+      }
+    } finally {
+      ik.release();
+    }
+  }
+
+  /** Ends this session; with session caching, the cached session lives on for other callers. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose?.();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ConfigError('this session is closed; get a new one from the SessionFactory');
+  }
+}

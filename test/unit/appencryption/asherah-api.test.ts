@@ -1,0 +1,85 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  ConfigError,
+  decryptAsync,
+  decryptStringAsync,
+  encryptAsync,
+  encryptStringAsync,
+  getSessionFactory,
+  setup,
+  setupAsync,
+  shutdown,
+  shutdownAsync,
+  type AsherahConfig,
+} from '../../../layer/src/index';
+
+const base: AsherahConfig = { ServiceName: 'service', ProductID: 'product', Metastore: 'memory', KMS: 'test-debug-static' };
+
+describe('asherah-node compatible functions', () => {
+  afterEach(() => shutdown());
+
+  test('setup, encrypt and decrypt bytes and strings, shutdown', async () => {
+    setup(base);
+    const drr = await encryptAsync('partition', Buffer.from([1, 2, 3]));
+    expect(JSON.parse(drr)).toHaveProperty('Key.ParentKeyMeta.KeyId', '_IK_partition_service_product');
+    expect([...(await decryptAsync('partition', drr))]).toEqual([1, 2, 3]);
+    const text = await encryptStringAsync('partition', 'héllo');
+    expect(await decryptStringAsync('partition', text)).toBe('héllo');
+    await shutdownAsync();
+    await expect(encryptAsync('partition', Buffer.from('x'))).rejects.toThrow(/setup\(\) has not been called/);
+  });
+
+  test('setup twice is an error until shutdown', async () => {
+    await setupAsync(base);
+    expect(() => setup(base)).toThrow(/already called/);
+    shutdown();
+    expect(() => setup(base)).not.toThrow();
+  });
+
+  test('the SQLite metastore and a static master key from hex', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'api-'));
+    try {
+      const config: AsherahConfig = {
+        ...base,
+        Metastore: 'sqlite',
+        ConnectionString: path.join(dir, 'k.db'),
+        KMS: 'static',
+        StaticMasterKeyHex: '22'.repeat(32),
+        ExpireAfter: 3600,
+        CheckInterval: 60,
+        EnableSessionCaching: false,
+      };
+      setup(config);
+      const drr = await encryptStringAsync('p', 'persisted');
+      shutdown();
+      setup(config);
+      expect(await decryptStringAsync('p', drr)).toBe('persisted');
+      expect(getSessionFactory()!.metrics().kmsDecryptKeyCalls).toBe(1);
+      shutdown();
+      setup({ ...config, StaticMasterKeyHex: '33'.repeat(32) });
+      await expect(decryptStringAsync('p', drr)).rejects.toThrow(/another master key/);
+    } finally {
+      shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.each([
+    [{ ...base, ServiceName: '' }, /ServiceName is required/],
+    [{ ...base, Metastore: undefined }, /Metastore is required/],
+    [{ ...base, Metastore: 'rdbms' }, /Metastore must be/],
+    [{ ...base, KMS: 'static' }, /StaticMasterKeyHex is required/],
+    [{ ...base, KMS: 'static', StaticMasterKeyHex: 'abc' }, /64 hexadecimal/],
+    [{ ...base, ExpireAfter: '90d' }, /ExpireAfter must be a number, got string/],
+    [{ ...base, CheckInterval: -1 }, /CheckInterval must be a positive number/],
+    [{ ...base, serviceName: 'x' }, /unknown config key "serviceName"; did you mean ServiceName\?/],
+    [{ ...base, Metastore: 'sqlite' }, /ConnectionString is required/],
+    ['{not json', /not valid JSON/],
+  ])('a bad config is a ConfigError naming the key (%#)', (config, message) => {
+    expect(() => setup(config as AsherahConfig)).toThrow(ConfigError);
+    expect(() => setup(config as AsherahConfig)).toThrow(message);
+    expect(getSessionFactory()).toBeUndefined();
+  });
+});

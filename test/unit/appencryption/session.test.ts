@@ -1,0 +1,111 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  ConfigError,
+  DecryptError,
+  decodeDataRowRecord,
+  decodeEnvelopeKeyRecord,
+  encodeDataRowRecord,
+  InvalidRecordError,
+  KeyNotFoundError,
+  MemoryMetastore,
+  type DataRowRecord,
+} from '../../../layer/src/index';
+import { testFactory, type TestFactory } from '../../support/envelope';
+
+const vectorsDir = path.resolve(__dirname, '../../../..', 'shared', 'vectors');
+
+describe('Session', () => {
+  let t: TestFactory;
+  beforeEach(() => {
+    t = testFactory();
+  });
+  afterEach(() => t.close());
+
+  test('encrypt then decrypt returns the data, for empty, text, binary and 1 MiB payloads', async () => {
+    const session = t.factory.getSession('user-1');
+    const payloads = [Buffer.alloc(0), Buffer.from('héllo wörld ✓'), Buffer.from([0, 1, 2, 255]), Buffer.alloc(1 << 20, 7)];
+    for (const payload of payloads) {
+      const drr = await session.encrypt(payload);
+      expect(drr.data.length).toBe(payload.length + 28);
+      expect((await session.decrypt(drr)).equals(payload)).toBe(true);
+    }
+    expect((await session.decrypt(await session.encrypt('a string'))).toString()).toBe('a string');
+  });
+
+  test('records have Asherah\'s shape: 60-byte wrapped DRK, IK/SK Created on the minute, DRK Created not', async () => {
+    const drr = await t.factory.getSession('user-2').encrypt(Buffer.from('x'));
+    const json = encodeDataRowRecord(drr);
+    expect(json).toMatch(
+      /^\{"Key":\{"Created":\d+,"Key":"[A-Za-z0-9+/]{80}","ParentKeyMeta":\{"KeyId":"_IK_user-2_service_product","Created":\d+\}\},"Data":"[A-Za-z0-9+/=]+"\}$/,
+    );
+    expect(drr.key.created).toBe(Math.floor(t.clock.now() / 1000));
+    expect(drr.key.created % 60).not.toBe(0);
+    expect(drr.key.parentKeyMeta!.created % 60).toBe(0);
+    const ik = await t.metastore.load('_IK_user-2_service_product', drr.key.parentKeyMeta!.created);
+    expect(ik!.parentKeyMeta).toEqual({ keyId: '_SK_service_product', created: drr.key.parentKeyMeta!.created });
+    expect(ik!.encryptedKey.length).toBe(60);
+  });
+
+  test('any flipped bit in Key or Data is a DecryptError', async () => {
+    const session = t.factory.getSession('tamper');
+    const drr = await session.encrypt(Buffer.from('sixteen bytes!!!'));
+    for (const field of ['key', 'data'] as const) {
+      const original = field === 'key' ? drr.key.encryptedKey : drr.data;
+      for (let bit = 0; bit < original.length * 8; bit++) {
+        const flipped = Buffer.from(original);
+        flipped[bit >> 3] ^= 1 << (bit & 7);
+        const tampered: DataRowRecord =
+          field === 'key' ? { ...drr, key: { ...drr.key, encryptedKey: flipped } } : { ...drr, data: flipped };
+        await expect(session.decrypt(tampered)).rejects.toThrow(DecryptError);
+      }
+    }
+    expect((await session.decrypt(drr)).toString()).toBe('sixteen bytes!!!');
+  });
+
+  test('a record of another partition is refused, even with a partition id that is its prefix', async () => {
+    const drr = await t.factory.getSession('alice').encrypt(Buffer.from('secret'));
+    await expect(t.factory.getSession('bob').decrypt(drr)).rejects.toThrow(DecryptError);
+    await expect(t.factory.getSession('alic').decrypt(drr)).rejects.toThrow(/another partition/);
+  });
+
+  test('a record whose IK is not in the metastore is a KeyNotFoundError, and decrypt creates no key', async () => {
+    const other = testFactory();
+    const drr = await other.factory.getSession('p').encrypt(Buffer.from('x'));
+    await other.close();
+    const storesBefore = t.metastore.calls.store;
+    await expect(t.factory.getSession('p').decrypt(drr)).rejects.toThrow(KeyNotFoundError);
+    expect(t.metastore.calls.store).toBe(storesBefore);
+  });
+
+  test('bad arguments are typed errors', async () => {
+    expect(() => t.factory.getSession('')).toThrow(ConfigError);
+    await expect(t.factory.getSession('p').encrypt(123 as unknown as Buffer)).rejects.toThrow(ConfigError);
+    await expect(t.factory.getSession('p').decrypt({} as DataRowRecord)).rejects.toThrow(InvalidRecordError);
+    const session = t.factory.getSession('p');
+    session.close();
+    await expect(session.encrypt(Buffer.from('x'))).rejects.toThrow(/session is closed/);
+  });
+
+  test('decrypts every known-answer vector written by upstream Go Asherah, through a SessionFactory', async () => {
+    const files = readdirSync(vectorsDir).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      const vector = JSON.parse(readFileSync(path.join(vectorsDir, file), 'utf8'));
+      for (const c of vector.cases) {
+        const metastore = new MemoryMetastore();
+        for (const row of c.metastore_rows) {
+          await metastore.store(row.id, row.created, decodeEnvelopeKeyRecord(row.key_record));
+        }
+        const v = testFactory({ metastore, masterKeyHex: vector.master_key_hex });
+        try {
+          const plaintext = await v.factory.getSession(c.partition).decrypt(decodeDataRowRecord(c.drr));
+          expect(plaintext.toString('base64')).toBe(c.plaintext_b64);
+          expect(v.kms.calls).toEqual({ encryptKey: 0, decryptKey: 1 });
+        } finally {
+          await v.close();
+        }
+      }
+    }
+  });
+});
