@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
@@ -300,20 +300,26 @@ describe('SqliteMetastore', () => {
       expect(err.message).toContain('check that the path names a file (not a directory)');
     });
 
-    // Root reads and writes whatever the mode bits say, so this needs an unprivileged user.
-    const unprivileged = process.getuid?.() !== 0;
-    (unprivileged ? it : it.skip)('an unreadable file is a MetastoreError saying the file cannot be opened', () => {
-      const file = newFile();
-      open(file).close();
-      chmodSync(file, 0o000);
-      try {
-        const err = thrown(() => open(file));
-        expect(err).toBeInstanceOf(MetastoreError);
-        expect(err.message).toMatch(/SQLITE_CANTOPEN|SQLITE_READONLY|SQLITE_PERM/);
-      } finally {
-        chmodSync(file, 0o600);
-      }
-    });
+    // Root reads and writes whatever the mode bits say; as root, the check runs in a child without the DAC
+    // capabilities (it stays uid 0, so it can still read the checkout), like the memlock tests drop CAP_IPC_LOCK.
+    const isRoot = process.getuid?.() === 0;
+    const canDropDac = isRoot && existsSync('/usr/bin/setpriv');
+    (!isRoot || canDropDac ? it : it.skip)(
+      'an unreadable file and a read-only file give MetastoreErrors that say what to do',
+      async () => {
+        const unreadable = newFile();
+        const readOnly = newFile();
+        open(unreadable).close();
+        open(readOnly).close();
+        chmodSync(unreadable, 0o000);
+        chmodSync(readOnly, 0o444);
+        const messages = isRoot ? permissionMessagesInChild(unreadable, readOnly) : await permissionMessages(unreadable, readOnly);
+        expect(messages.unreadable).toMatch(/^MetastoreError: SQLite metastore ".*": could not open the database \(SQLITE_CANTOPEN/);
+        expect(messages.unreadable).toContain('readable and writable by this process');
+        expect(messages.readOnly).toMatch(/^MetastoreError: SQLite metastore ".*": could not store a key record \(SQLITE_READONLY/);
+        expect(messages.readOnly).toContain('make the file and its directory writable by this process');
+      },
+    );
 
     it('a database locked past the busy timeout is a MetastoreError that says what to do', async () => {
       const file = newFile();
@@ -454,4 +460,51 @@ function storeInChild(file: string, fill: number) {
   // A child that dies before "ready" must fail the test rather than hang it.
   const readyOrFailed = Promise.race([ready, result.then(() => undefined)]);
   return { ready: readyOrFailed, go: () => child.stdin.end('go\n'), result };
+}
+
+interface PermissionMessages {
+  unreadable: string;
+  readOnly: string;
+}
+
+/** Opens the unreadable file and stores into the read-only one; returns each error as "name: message". */
+async function permissionMessages(unreadable: string, readOnly: string): Promise<PermissionMessages> {
+  const describe = (err: unknown) => `${(err as Error).name}: ${(err as Error).message}`;
+  let unreadableMessage = 'opened';
+  try {
+    new SqliteMetastore(unreadable).close();
+  } catch (err) {
+    unreadableMessage = describe(err);
+  }
+  const metastore = new SqliteMetastore(readOnly);
+  try {
+    await metastore.store(SK_ID, T0, skRecord(T0));
+    return { unreadable: unreadableMessage, readOnly: 'stored' };
+  } catch (err) {
+    return { unreadable: unreadableMessage, readOnly: describe(err) };
+  } finally {
+    metastore.close();
+  }
+}
+
+/** permissionMessages in a child process without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH. */
+function permissionMessagesInChild(unreadable: string, readOnly: string): PermissionMessages {
+  const script = `
+    const { SqliteMetastore } = require(${JSON.stringify(METASTORE_MODULE)});
+    const describe = (err) => err.name + ': ' + err.message;
+    let unreadable = 'opened';
+    try { new SqliteMetastore(${JSON.stringify(unreadable)}).close(); } catch (err) { unreadable = describe(err); }
+    const metastore = new SqliteMetastore(${JSON.stringify(readOnly)});
+    metastore.store('_SK_a_b', ${T0}, { created: ${T0}, encryptedKey: Buffer.alloc(60) }).then(
+      () => 'stored', describe,
+    ).then((readOnly) => { metastore.close(); process.stdout.write(JSON.stringify({ unreadable, readOnly }) + '\\n'); });
+  `;
+  const caps = '-dac_override,-dac_read_search';
+  const result = spawnSync(
+    'setpriv',
+    [`--inh-caps=${caps}`, `--bounding-set=${caps}`, process.execPath, '--import', 'tsx', '-e', script],
+    { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 },
+  );
+  if (result.status !== 0) throw new Error(`permission child failed (${result.status}): ${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as PermissionMessages;
 }
