@@ -64,3 +64,33 @@ export function printTable(title: string, results: PairResult[]): void {
     );
   }
 }
+
+export interface GroupCase {
+  name: string;
+  /** One operation; may be async (each is awaited before the next starts). */
+  run: () => unknown;
+}
+
+/**
+ * Times several cases in the same run: each round times `opsPerRound` calls of every case, in a rotating order;
+ * the result is each case's median ns/op over the rounds.
+ */
+export async function measureGroup(cases: GroupCase[], opsPerRound: number, rounds = 11): Promise<Map<string, number>> {
+  const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+  const timeCase = async (c: GroupCase) => {
+    const start = now();
+    for (let i = 0; i < opsPerRound; i++) {
+      const result = c.run();
+      if (result instanceof Promise) await result;
+    }
+    return Number(now() - start) / opsPerRound;
+  };
+  for (const c of cases) await timeCase(c); // warm-up
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < cases.length; k++) {
+      const c = cases[(k + r) % cases.length];
+      samples.get(c.name)!.push(await timeCase(c));
+    }
+  }
+  return new Map([...samples].map(([name, values]) => [name, median(values)]));
+}
