@@ -140,8 +140,8 @@ export class KeyManager {
       const latest = await this.loadLatest(partition.intermediateKeyId);
       if (latest === undefined) {
         throw new KeyNotFoundError(
-          `intermediate key ${partition.intermediateKeyId} is not in the metastore after a conflicting store; ` +
-            'check that the metastore is consistent (strongly consistent reads) and retry',
+          'a new intermediate key conflicted with an existing one, which then could not be read back; check that ' +
+            'the metastore reads are strongly consistent, and retry',
         );
       }
       return await this.intermediateKeyFromRecord(latest, systemKey);
@@ -182,8 +182,8 @@ export class KeyManager {
     const latest = await this.loadLatest(partition.systemKeyId);
     if (latest === undefined) {
       throw new KeyNotFoundError(
-        `system key ${partition.systemKeyId} is not in the metastore after a conflicting store; check that the ` +
-          'metastore is consistent (strongly consistent reads) and retry',
+        'a new system key conflicted with an existing one, which then could not be read back; check that the ' +
+          'metastore reads are strongly consistent, and retry',
       );
     }
     return this.decryptSystemKey(latest);
@@ -196,9 +196,10 @@ export class KeyManager {
     return this.intermediateKeys.getOrLoad(meta.keyId, meta.created, async () => {
       const record = await this.load(meta.keyId, meta.created);
       if (record === undefined) {
+        // The message names no key id: ids come from the record (a DRR key field) and hold partition ids.
         throw new KeyNotFoundError(
-          `intermediate key ${meta.keyId} created ${meta.created} is not in the metastore; the record was ` +
-            'written with another metastore, service or product, or its keys were deleted',
+          'the intermediate key this record names is not in the metastore; the record was written with another ' +
+            'metastore, service or product, or its keys were deleted',
         );
       }
       const parent = requireParent(record);
@@ -217,8 +218,8 @@ export class KeyManager {
       const record = await this.load(meta.keyId, meta.created);
       if (record === undefined) {
         throw new KeyNotFoundError(
-          `system key ${meta.keyId} created ${meta.created} is not in the metastore; the keys were written ` +
-            'to another metastore or deleted',
+          'the system key of this record\'s intermediate key is not in the metastore; the keys were written to ' +
+            'another metastore or deleted',
         );
       }
       return this.decryptSystemKey(record);
