@@ -339,7 +339,7 @@ describe('SqliteMetastore', () => {
       expect(await metastore.store(SK_ID, T0, skRecord(T0))).toBe(true);
     });
 
-    it('a key_record that does not decode is an InvalidRecordError naming the file, the row and the field', async () => {
+    it('a key_record that does not decode is an InvalidRecordError naming the file, the kind of row and the field', async () => {
       const file = newFile();
       const metastore = open(file);
       const insert = raw(file).prepare(
@@ -350,12 +350,15 @@ describe('SqliteMetastore', () => {
 
       const sk = await rejection(metastore.load(SK_ID, T0));
       expect(sk).toBeInstanceOf(InvalidRecordError);
-      expect(sk.message).toContain(`SQLite metastore "${file}": the key_record of "${SK_ID}": invalid EnvelopeKeyRecord: Key`);
+      expect(sk.message).toContain(`SQLite metastore "${file}": the key_record of a system key row: invalid EnvelopeKeyRecord: Key`);
+      expect(sk.message).not.toContain(SK_ID);
       expect(sk.cause).toBeInstanceOf(InvalidRecordError);
 
       const ik = await rejection(metastore.loadLatest(IK_ID));
       expect(ik).toBeInstanceOf(InvalidRecordError);
       expect(ik.message).toContain('not valid JSON');
+      expect(ik.message).toContain('an intermediate key row');
+      expect(ik.message).not.toContain(IK_ID);
       expect(ik.message).not.toContain('this is not JSON');
 
       expect(thrown(() => metastore.keyRows())).toBeInstanceOf(InvalidRecordError);

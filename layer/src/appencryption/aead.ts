@@ -111,8 +111,11 @@ export function decryptToSecret(data: Uint8Array, key: Secret, factory: SecretFa
 function checkKeySize(size: number, operation: 'encrypt' | 'decrypt'): void {
   if (size === KEY_SIZE) return;
   const message = `cannot ${operation}: AES-256-GCM needs a ${KEY_SIZE}-byte key, got ${size} bytes`;
-  // A wrong-size key on encrypt can only come from configuration (e.g. a static master key of the wrong length);
-  // on decrypt it can also be a key record that unwrapped to something that is not an Asherah key.
-  if (operation === 'encrypt') throw new ConfigError(`${message}; check the master key configuration`);
+  // Every key the core makes is 32 bytes and the static KMS checks its master key, so a wrong size on encrypt
+  // means a custom KeyManagementService returned a system key of the wrong size; on decrypt it can also be a key
+  // record that unwrapped to something that is not an Asherah key.
+  if (operation === 'encrypt') {
+    throw new ConfigError(`${message}; a custom KeyManagementService must return 32-byte system keys`);
+  }
   throw new DecryptError(`${message}; the key record is corrupt or the record was encrypted under another key`);
 }

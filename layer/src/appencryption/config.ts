@@ -78,18 +78,24 @@ export function validateConfig(input: unknown): AsherahConfig {
     }
     if (value === undefined || value === null) continue;
     const actual = Array.isArray(value) ? 'array' : typeof value;
-    if (actual !== kind) throw new ConfigError(`config key ${key} must be a ${kind}, got ${actual}`);
+    if (actual !== kind) {
+      throw new ConfigError(`config key ${key} must be ${kind === 'object' ? 'an' : 'a'} ${kind}, got ${actual}`);
+    }
   }
   for (const required of ['ServiceName', 'ProductID', 'Metastore', 'KMS'] as const) {
     if (typeof record[required] !== 'string' || record[required] === '') {
       throw new ConfigError(`config key ${required} is required (a non-empty string)`);
     }
   }
-  for (const seconds of ['ExpireAfter', 'CheckInterval', 'SessionCacheDuration', 'SessionCacheMaxSize'] as const) {
+  for (const seconds of ['ExpireAfter', 'CheckInterval', 'SessionCacheDuration'] as const) {
     const value = record[seconds];
     if (value !== undefined && value !== null && !((value as number) > 0 && Number.isFinite(value))) {
-      throw new ConfigError(`config key ${seconds} must be a positive number${seconds === 'SessionCacheMaxSize' ? '' : ' of seconds'}`);
+      throw new ConfigError(`config key ${seconds} must be a positive number of seconds`);
     }
+  }
+  const maxSize = record.SessionCacheMaxSize;
+  if (maxSize !== undefined && maxSize !== null && !(Number.isSafeInteger(maxSize) && (maxSize as number) > 0)) {
+    throw new ConfigError('config key SessionCacheMaxSize must be a positive integer');
   }
   return config as AsherahConfig;
 }
@@ -97,8 +103,9 @@ export function validateConfig(input: unknown): AsherahConfig {
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError('the Asherah config text is not valid JSON', { cause: err });
+  } catch {
+    // No cause: V8's SyntaxError quotes the text around the fault, which may be StaticMasterKeyHex.
+    throw new ConfigError('the Asherah config text is not valid JSON');
   }
 }
 
@@ -120,7 +127,9 @@ export function metastoreFromConfig(config: AsherahConfig): Metastore {
     case 'sqlite':
     case 'test-debug-sqlite':
       if (!config.ConnectionString) {
-        throw new ConfigError('config key ConnectionString is required with Metastore "sqlite" (the database file path)');
+        throw new ConfigError(
+          `config key ConnectionString is required with Metastore ${JSON.stringify(config.Metastore)} (the database file path)`,
+        );
       }
       return new SqliteMetastore(config.ConnectionString);
     case 'dynamodb':
@@ -130,7 +139,8 @@ export function metastoreFromConfig(config: AsherahConfig): Metastore {
       );
     default:
       throw new ConfigError(
-        `config key Metastore must be "memory", "sqlite" or "dynamodb", got ${JSON.stringify(config.Metastore)}`,
+        'config key Metastore must be "memory", "sqlite" or "dynamodb" (or "test-debug-memory", ' +
+          `"test-debug-sqlite"), got ${JSON.stringify(config.Metastore)}`,
       );
   }
 }

@@ -71,7 +71,7 @@ export class CryptoPolicy {
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
+    throw new ConfigError(`${name} must be a positive number, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
   }
   return value;
 }

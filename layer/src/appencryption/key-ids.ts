@@ -61,10 +61,10 @@ function hasSuffix(suffix: string | undefined): suffix is string {
 
 function checkNames(service: string, product: string): void {
   if (typeof service !== 'string' || service === '') {
-    throw new ConfigError('ServiceName must be a non-empty string; set the service name the keys belong to');
+    throw new ConfigError('the service name (serviceName, ServiceName in AsherahConfig) must be a non-empty string');
   }
   if (typeof product !== 'string' || product === '') {
-    throw new ConfigError('ProductID must be a non-empty string; set the product id the keys belong to');
+    throw new ConfigError('the product id (productId, ProductID in AsherahConfig) must be a non-empty string');
   }
 }
 

@@ -198,8 +198,8 @@ export class KeyManager {
       if (record === undefined) {
         // The message names no key id: ids come from the record (a DRR key field) and hold partition ids.
         throw new KeyNotFoundError(
-          'the intermediate key this record names is not in the metastore; the record was written with another ' +
-            'metastore, service or product, or its keys were deleted',
+          'the intermediate key this record names is not in the metastore; the record was written to another ' +
+            'metastore (a "memory" metastore lives only in the process that wrote it), or its keys were deleted',
         );
       }
       const parent = requireParent(record);
@@ -218,8 +218,8 @@ export class KeyManager {
       const record = await this.load(meta.keyId, meta.created);
       if (record === undefined) {
         throw new KeyNotFoundError(
-          'the system key of this record\'s intermediate key is not in the metastore; the keys were written to ' +
-            'another metastore or deleted',
+          'the system key an intermediate key was encrypted under is not in the metastore; the keys were ' +
+            'written to another metastore or deleted',
         );
       }
       return this.decryptSystemKey(record);

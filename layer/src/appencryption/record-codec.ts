@@ -398,7 +398,7 @@ function foldName(name: string): string {
   return out;
 }
 
-/** Lone surrogates (from a `\ud800` escape) become U+FFFD, as Go's decoder does (spec: Go strings are UTF-8). */
+/** Lone surrogates (from a `\ud800` escape) become U+FFFD, as in Go, whose strings hold UTF-8. */
 function toWellFormed(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -66,7 +66,8 @@ export class Session {
     const meta = drr?.key?.parentKeyMeta;
     if (meta === undefined || !(drr.data instanceof Uint8Array) || !(drr.key.encryptedKey instanceof Uint8Array)) {
       throw new InvalidRecordError(
-        'decrypt takes a DataRowRecord with Key.ParentKeyMeta, Key.Key and Data; decode JSON with decodeDataRowRecord',
+        'decrypt takes a DataRowRecord object with key.encryptedKey, key.parentKeyMeta and data; decode DRR JSON ' +
+          '(Key, Key.ParentKeyMeta, Data) with decodeDataRowRecord first',
       );
     }
     const p = this.partition;

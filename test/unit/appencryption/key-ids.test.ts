@@ -31,8 +31,8 @@ describe('key ids (asherah-spec §1.2)', () => {
   it('rejects an empty partition, service or product with ConfigError', () => {
     expect(() => intermediateKeyId('', 's', 'p')).toThrow(ConfigError);
     expect(() => intermediateKeyId('', 's', 'p')).toThrow(/partition id cannot be empty/);
-    expect(() => systemKeyId('', 'p')).toThrow(/ServiceName must be a non-empty string/);
-    expect(() => systemKeyId('s', '')).toThrow(/ProductID must be a non-empty string/);
+    expect(() => systemKeyId('', 'p')).toThrow(/service name \(serviceName, ServiceName in AsherahConfig\) must be a non-empty string/);
+    expect(() => systemKeyId('s', '')).toThrow(/product id \(productId, ProductID in AsherahConfig\) must be a non-empty string/);
     expect(() => intermediateKeyId('id', 's', '')).toThrow(ConfigError);
     expect(() => isValidIntermediateKeyId('_IK__s_p', '', 's', 'p')).toThrow(ConfigError);
   });

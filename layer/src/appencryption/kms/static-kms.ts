@@ -6,7 +6,7 @@ import { ConfigError } from '../../errors.js';
 import type { Secret } from '../../securememory/secret.js';
 import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
-import { KmsError } from '../errors.js';
+import { DecryptError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
 
 /** The public test key of every Asherah implementation: the ASCII bytes of `thisIsAStaticMasterKeyForTesting`. */
@@ -34,6 +34,7 @@ export class StaticKms implements KeyManagementService {
     try {
       return aead.decryptToSecret(encryptedKey, this.masterKey, secrets);
     } catch (err) {
+      if (!(err instanceof DecryptError)) throw err; // e.g. secure memory closed by a concurrent shutdown
       throw new KmsError(
         'the static master key cannot decrypt this system key: it was encrypted under another master key ' +
           '(check StaticMasterKeyHex / the KMS setting) or the metastore row is corrupt',

@@ -173,12 +173,12 @@ export class SqliteMetastore implements Metastore {
   }
 
   /**
-   * Decodes a stored key_record. The message names the row's key id, so that an operator can find and repair it:
-   * ids are not secret, and this one comes from the caller, not from the corrupt text. It is JSON-quoted so that
-   * odd characters in it cannot forge log lines. The record's own contents are never quoted (errors.ts).
+   * Decodes a stored key_record. The message says which kind of row is corrupt but not its id: an IK id holds a
+   * partition id, which may identify a user (errors.ts: messages carry no record key fields). keyRows() lists the
+   * rows for an operator to find it.
    */
   private decode(value: unknown, id: string): EnvelopeKeyRecord {
-    const where = `SQLite metastore "${this.path}": the key_record of ${JSON.stringify(id)}`;
+    const where = `SQLite metastore "${this.path}": the key_record of ${describeRow(id)}`;
     if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
       throw new InvalidRecordError(
         `${where} is ${value === null ? 'NULL' : `a ${typeof value}`}, not JSON text; the key record in the ` +
@@ -198,7 +198,7 @@ export class SqliteMetastore implements Metastore {
     const match = typeof value === 'string' ? CREATED_TEXT.exec(value) : null;
     if (match === null) {
       throw new InvalidRecordError(
-        `SQLite metastore "${this.path}": a row of ${JSON.stringify(id)} has a created that is not 'YYYY-MM-DD HH:MM:SS' text as ` +
+        `SQLite metastore "${this.path}": ${describeRow(id)} has a created that is not 'YYYY-MM-DD HH:MM:SS' text as ` +
           "datetime(<seconds>, 'unixepoch') writes it; the row was not written by Asherah and no implementation can load it",
       );
     }
@@ -307,4 +307,9 @@ function describeNumber(value: number): string {
   if (!Number.isInteger(value)) return 'a fractional number';
   if (value < 0) return 'a negative number';
   return 'a number beyond year 9999';
+}
+
+/** "a system key row" / "an intermediate key row": what a message may say of a row without its id. */
+function describeRow(id: string): string {
+  return id.startsWith('_SK_') ? 'a system key row' : id.startsWith('_IK_') ? 'an intermediate key row' : 'a row';
 }
