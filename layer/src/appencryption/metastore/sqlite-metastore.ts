@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { ConfigError } from '../../errors.js';
 import { InvalidRecordError, MetastoreError } from '../errors.js';
 import type { Metastore } from '../ports.js';
@@ -98,7 +99,7 @@ export class SqliteMetastore implements Metastore {
 
     let db: Database.Database;
     try {
-      db = new Database(this.path, { timeout: busyTimeoutMs });
+      db = new (loadDriver())(this.path, { timeout: busyTimeoutMs });
     } catch (err) {
       throw this.failure('open the database', err);
     }
@@ -233,7 +234,7 @@ export class SqliteMetastore implements Metastore {
   private failure(action: string, err: unknown): MetastoreError {
     if (err instanceof MetastoreError) return err;
     const where = `SQLite metastore "${this.path}"`;
-    if (err instanceof Database.SqliteError) {
+    if (err instanceof loadDriver().SqliteError) {
       // SQLite's messages ("database is locked", "file is not a database") carry no data from the rows.
       return new MetastoreError(
         `${where}: could not ${action} (${err.code}: ${err.message}); ${advice(err.code, this.busyTimeoutMs)}`,
@@ -312,4 +313,19 @@ function describeNumber(value: number): string {
 /** "a system key row" / "an intermediate key row": what a message may say of a row without its id. */
 function describeRow(id: string): string {
   return id.startsWith('_SK_') ? 'a system key row' : id.startsWith('_IK_') ? 'an intermediate key row' : 'a row';
+}
+
+/**
+ * better-sqlite3 is loaded on first use, not at import: the layer's index exports this class, and in Lambda (which
+ * uses DynamoDB) the native SQLite module is not shipped.
+ */
+function loadDriver(): typeof Database {
+  try {
+    return createRequire(__filename)('better-sqlite3') as typeof Database;
+  } catch (err) {
+    throw new ConfigError(
+      'the SQLite metastore needs the better-sqlite3 package (12.x); install it with `npm install better-sqlite3@12`',
+      { cause: err },
+    );
+  }
 }
