@@ -8,7 +8,11 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
   },
   // Sources import with NodeNext's `.js` suffixes; map them to the `.ts` files.
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    // The function imports the layer by its package name, as it does in Lambda (/opt/nodejs/node_modules).
+    '^asherah-layer$': '<rootDir>/layer/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
   // Child-process tests (memlock-limited runs) take seconds each.
   testTimeout: 120000,
 };
