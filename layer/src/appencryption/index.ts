@@ -16,7 +16,15 @@ export {
   type DataRowRecordJson,
 } from './record-codec.js';
 export { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
-export { AwsKms, kmsClientsFor, DEFAULT_KMS_REQUEST_HANDLER, type AwsKmsOptions } from './kms/aws-kms.js';
+export {
+  AwsKms,
+  kmsClientsFor,
+  DEFAULT_KMS_REQUEST_HANDLER,
+  type AwsKmsOptions,
+  type AwsKmsLogger,
+  type AwsKmsMetricsHook,
+  type KmsClientOptions,
+} from './kms/aws-kms.js';
 export { DynamoDbMetastore, type DynamoDbMetastoreOptions } from './metastore/dynamodb-metastore.js';
 export { MemoryMetastore } from './metastore/memory-metastore.js';
 export { SqliteMetastore } from './metastore/sqlite-metastore.js';

@@ -1,0 +1,474 @@
+/**
+ * AWS KMS as Asherah's master key, in one or several regions (asherah-spec §4.3; Go
+ * `plugins/aws-v2/kms/kms.go`). The SK is never sent to KMS: it is AES-256-GCM encrypted under a fresh KMS data
+ * key, and that data key is wrapped by the KMS key of every configured region, so any one region can unwrap it.
+ * The bytes `encryptKey` returns (the SK record's Key, before the core's base64) are Go's envelope, UTF-8 JSON:
+ *
+ *   {"encryptedKey":"<b64 AES-GCM(SK, dataKey)>","kmsKeks":[{"region":"…","arn":"…","encryptedKek":"<b64 blob>"}…]}
+ *
+ * encryptKey: GenerateDataKey(KeyId = ARN, KeySpec = AES_256) in the preferred region, then the next regions in
+ * priority order until one succeeds (Go v2 `generateDataKey`); then, concurrently, Encrypt(data key) in every other
+ * region. A region that fails is left out of kmsKeks (logged and counted; Go logs only), as long as one KEK
+ * remains. Cost when healthy: 1 GenerateDataKey + (regions − 1) Encrypt.
+ * decryptKey: the configured regions in priority order (Go v2, not Java's envelope order): find the KEK by region,
+ * Decrypt(CiphertextBlob, KeyId = that region's ARN), then AES-GCM-decrypt encryptedKey. A KMS error or an AES error
+ * moves on to the next region. Cost when healthy: 1 Decrypt.
+ *
+ * The adapter takes SDK v3 KMSClients (one per region) instead of making them, so the core never constructs an SDK
+ * client; `kmsClientsFor` builds them for the common case. The SDK is loaded lazily with a require that bundlers
+ * leave alone, so this module (and the layer's index, which imports it) loads where @aws-sdk is absent: the layer
+ * does not ship it, and the Lambda Node.js runtime provides it.
+ *
+ * Metrics, through the optional hook, one increment per KMS API call (the SDK's own retries inside a call are not
+ * counted again); the same names with `.error` appended count the calls that failed:
+ *   kms.aws.generatedatakey.<region>   kms.aws.encrypt.<region>   kms.aws.decrypt.<region>
+ * (Go records `ael.kms.aws.generatedatakey.<region>`, Java also `ael.kms.aws.encrypt|decrypt.<region>`.)
+ */
+import { createRequire } from 'node:module';
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
+import { ConfigError } from '../../errors.js';
+import { SecureMemoryError } from '../../securememory/errors.js';
+import type { Secret } from '../../securememory/secret.js';
+import type { SecretFactory } from '../../securememory/secret-factory.js';
+import * as aead from '../aead.js';
+import { InvalidRecordError, KmsError } from '../errors.js';
+import type { KeyManagementService } from '../ports.js';
+
+type KmsSdk = typeof import('@aws-sdk/client-kms');
+
+/** Where region failures are reported (a region that fails is skipped, so this is the only trace of it). */
+export interface AwsKmsLogger {
+  warn(message: string, details?: Record<string, unknown>): void;
+}
+
+/** Receives the per-region call counts named in this module's comment. A `MetricsHook` fits. */
+export interface AwsKmsMetricsHook {
+  increment(name: string, by: number): void;
+}
+
+/** Options of one regional KMSClient, as `kmsClientsFor` takes them (the region comes from the map). */
+export type KmsClientOptions = Omit<KMSClientConfig, 'region'>;
+
+export interface AwsKmsOptions {
+  /** Region → KMS key ARN (RegionMap). Insertion order is the fallback priority after the preferred region. */
+  regionMap: Readonly<Record<string, string>>;
+  /** Required when regionMap has more than one region (PreferredRegion). */
+  preferredRegion?: string;
+  /**
+   * A KMSClient per region (yours: this adapter never destroys them), or a function that makes one per region,
+   * called once per region here (those clients are this adapter's, destroyed by close()).
+   */
+  clients: Readonly<Record<string, KMSClient>> | ((region: string) => KMSClient);
+  /** Secure memory for the transient data keys. */
+  secrets: SecretFactory;
+  logger?: AwsKmsLogger;
+  metrics?: AwsKmsMetricsHook;
+}
+
+interface RegionalKms {
+  readonly region: string;
+  readonly arn: string;
+  readonly client: KMSClient;
+}
+
+interface RegionalKek {
+  region: string;
+  arn: string;
+  encryptedKek: Buffer;
+}
+
+interface Envelope {
+  encryptedKey: Buffer;
+  kmsKeks: RegionalKek[];
+}
+
+interface DataKey {
+  from: RegionalKms;
+  /** The key ARN KMS reports (always the full ARN, even when configured as an alias or key id). */
+  keyId: string | undefined;
+  plaintext: Uint8Array;
+  ciphertextBlob: Uint8Array;
+}
+
+type Operation = 'GenerateDataKey' | 'Encrypt' | 'Decrypt';
+
+const DATA_KEY_BYTES = aead.KEY_SIZE;
+
+/**
+ * Timeouts for clients made by kmsClientsFor when the caller gives no requestHandler. The SDK's default is no
+ * timeout at all, and a region that hangs would then stall every fallback behind it (a Lambda would time out
+ * before trying the next region). `throwOnRequestTimeout` makes requestTimeout an error rather than a warning.
+ */
+export const DEFAULT_KMS_REQUEST_HANDLER = Object.freeze({
+  connectionTimeout: 1_000,
+  requestTimeout: 3_000,
+  throwOnRequestTimeout: true,
+});
+
+export class AwsKms implements KeyManagementService {
+  /** Priority order: the preferred region first, then the rest in regionMap order. */
+  private readonly regionals: readonly RegionalKms[];
+  private readonly sdk: KmsSdk;
+  private readonly secrets: SecretFactory;
+  private readonly ownedClients: KMSClient[] = [];
+  private readonly logger: AwsKmsLogger | undefined;
+  private readonly metricsHook: AwsKmsMetricsHook | undefined;
+
+  constructor(options: AwsKmsOptions) {
+    if (options === null || typeof options !== 'object') throw new ConfigError('AwsKms takes an options object');
+    const order = regionOrder(options.regionMap, options.preferredRegion);
+    const clients = options.clients;
+    if (clients === null || (typeof clients !== 'object' && typeof clients !== 'function')) {
+      throw new ConfigError('AwsKms needs clients: a KMSClient per region, or a function (region) => KMSClient');
+    }
+    if (options.secrets === null || typeof options.secrets !== 'object') {
+      throw new ConfigError('AwsKms needs secrets: the SecretFactory that holds the transient data keys');
+    }
+    this.sdk = loadKmsSdk();
+    this.secrets = options.secrets;
+    this.logger = options.logger;
+    this.metricsHook = options.metrics;
+    try {
+      this.regionals = order.map((region) => {
+        const client =
+          typeof clients === 'function'
+            ? clients(region)
+            : Object.prototype.hasOwnProperty.call(clients, region)
+              ? clients[region]
+              : undefined;
+        if (client == null || typeof (client as { send?: unknown }).send !== 'function') {
+          throw new ConfigError(`AwsKms has no KMSClient for region ${JSON.stringify(region)} of regionMap`);
+        }
+        if (typeof clients === 'function') this.ownedClients.push(client);
+        return { region, arn: options.regionMap[region], client };
+      });
+    } catch (err) {
+      this.close(); // the clients made so far
+      throw err;
+    }
+  }
+
+  /** The regions in the order they are tried: the preferred region first. */
+  get regions(): string[] {
+    return this.regionals.map((r) => r.region);
+  }
+
+  get preferredRegion(): string {
+    return this.regionals[0].region;
+  }
+
+  async encryptKey(systemKey: Secret): Promise<Buffer> {
+    const dataKey = await this.generateDataKey();
+    // The data key's plaintext has to be on the heap while the SDK serializes the Encrypt requests (it base64s it
+    // into the request body, which cannot be wiped); it is zeroed as soon as every regional call has settled.
+    try {
+      const key = this.secrets.createFrom(Buffer.from(dataKey.plaintext)); // the temporary copy is wiped
+      let encryptedKey: Buffer;
+      try {
+        encryptedKey = systemKey.withBytes((bytes) => aead.encrypt(bytes, key));
+      } finally {
+        key.close();
+      }
+      const keks = await this.wrapInEveryRegion(dataKey);
+      if (keks.length === 0) {
+        // Cannot happen while the generating region's blob is reused, but an SK that no region can unwrap must
+        // never reach the metastore.
+        throw new KmsError('AWS KMS produced no regional KEK for the new system key; nothing was stored');
+      }
+      const envelope = {
+        encryptedKey: encryptedKey.toString('base64'),
+        kmsKeks: keks.map((kek) => ({ region: kek.region, arn: kek.arn, encryptedKek: kek.encryptedKek.toString('base64') })),
+      };
+      return Buffer.from(JSON.stringify(envelope), 'utf8');
+    } finally {
+      dataKey.plaintext.fill(0);
+    }
+  }
+
+  async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
+    const envelope = parseEnvelope(encryptedKey);
+    // Go builds a map, so for a region listed twice the last KEK wins.
+    const keks = new Map<string, RegionalKek>();
+    for (const kek of envelope.kmsKeks) keks.set(kek.region, kek);
+    const failures: string[] = [];
+    const causes: unknown[] = [];
+    for (const regional of this.regionals) {
+      const kek = keks.get(regional.region);
+      if (kek === undefined) {
+        failures.push(`${regional.region}: the envelope has no KEK for this region`);
+        continue;
+      }
+      this.count('decrypt', regional.region);
+      let plaintext: Uint8Array | undefined;
+      try {
+        const out = await regional.client.send(
+          new this.sdk.DecryptCommand({ KeyId: regional.arn, CiphertextBlob: kek.encryptedKek }),
+        );
+        plaintext = out.Plaintext;
+        if (plaintext === undefined || plaintext.length !== DATA_KEY_BYTES) {
+          throw new Error(`KMS Decrypt returned ${plaintext === undefined ? 'no' : `a ${plaintext.length}-byte`} plaintext, not a 32-byte data key`);
+        }
+        const key = this.secrets.createFrom(plaintext); // wipes the SDK's copy
+        try {
+          return aead.decryptToSecret(envelope.encryptedKey, key, secrets);
+        } finally {
+          key.close();
+        }
+      } catch (err) {
+        if (!isRegionFailure(err)) throw err;
+        causes.push(err);
+        failures.push(this.regionFailed('Decrypt', regional, err));
+      } finally {
+        plaintext?.fill(0);
+      }
+    }
+    const held = [...keks.keys()].join(', ') || 'none';
+    throw new KmsError(
+      `decrypt failed in all regions: ${failures.join('; ')} (the envelope has KEKs for: ${held}); check that ` +
+        'RegionMap names the regions and keys this system key was written with, and that this role may call ' +
+        'kms:Decrypt on them',
+      { cause: new AggregateError(causes, 'every region failed') },
+    );
+  }
+
+  /** Destroys the clients this adapter made (from a client function); clients passed in stay the caller's. */
+  close(): void {
+    for (const client of this.ownedClients.splice(0)) client.destroy();
+  }
+
+  // ---- steps ----------------------------------------------------------------------------------------------------
+
+  /** Go v2 `generateDataKey`: the regions in priority order, the first success wins. */
+  private async generateDataKey(): Promise<DataKey> {
+    const failures: string[] = [];
+    const causes: unknown[] = [];
+    for (const regional of this.regionals) {
+      this.count('generatedatakey', regional.region);
+      try {
+        const out = await regional.client.send(
+          new this.sdk.GenerateDataKeyCommand({ KeyId: regional.arn, KeySpec: 'AES_256' }),
+        );
+        const plaintext = out.Plaintext;
+        if (plaintext === undefined || plaintext.length !== DATA_KEY_BYTES || !out.CiphertextBlob?.length) {
+          plaintext?.fill(0);
+          throw new Error('KMS GenerateDataKey returned no 32-byte data key or no CiphertextBlob');
+        }
+        return { from: regional, keyId: out.KeyId, plaintext, ciphertextBlob: out.CiphertextBlob };
+      } catch (err) {
+        causes.push(err);
+        failures.push(this.regionFailed('GenerateDataKey', regional, err));
+      }
+    }
+    throw new KmsError(
+      `generate data key failed in all regions: ${failures.join('; ')}; no system key was created or stored. ` +
+        'Check the KMS key ARNs in RegionMap, network access to KMS, and that this role may call ' +
+        'kms:GenerateDataKey and kms:Encrypt on them',
+      { cause: new AggregateError(causes, 'every region failed') },
+    );
+  }
+
+  /**
+   * Go v2 `encryptRegionalKEKs`: the generating region reuses its CiphertextBlob, every other region Encrypts the
+   * data key, concurrently. Go matches the blob by `arn == KeyId` only, so a region configured with an alias or a
+   * bare key id pays an extra Encrypt there; matching the generating region as well gives the same envelope with
+   * one call fewer. A failed region is left out; the KEKs come back in priority order.
+   */
+  private async wrapInEveryRegion(dataKey: DataKey): Promise<RegionalKek[]> {
+    const keks = await Promise.all(
+      this.regionals.map(async (regional): Promise<RegionalKek | undefined> => {
+        if (regional === dataKey.from || regional.arn === dataKey.keyId) {
+          return { region: regional.region, arn: regional.arn, encryptedKek: Buffer.from(dataKey.ciphertextBlob) };
+        }
+        this.count('encrypt', regional.region);
+        try {
+          const out = await regional.client.send(
+            new this.sdk.EncryptCommand({ KeyId: regional.arn, Plaintext: dataKey.plaintext }),
+          );
+          if (!out.CiphertextBlob?.length) throw new Error('KMS Encrypt returned no CiphertextBlob');
+          return { region: regional.region, arn: regional.arn, encryptedKek: Buffer.from(out.CiphertextBlob) };
+        } catch (err) {
+          this.regionFailed('Encrypt', regional, err);
+          return undefined;
+        }
+      }),
+    );
+    return keks.filter((kek): kek is RegionalKek => kek !== undefined);
+  }
+
+  // ---- reporting ------------------------------------------------------------------------------------------------
+
+  private count(operation: 'generatedatakey' | 'encrypt' | 'decrypt', region: string, suffix = ''): void {
+    this.metricsHook?.increment(`kms.aws.${operation}.${region}${suffix}`, 1);
+  }
+
+  /** Logs and counts a failed regional call; returns "<region>: <reason>" for the all-regions-failed message. */
+  private regionFailed(operation: Operation, regional: RegionalKms, err: unknown): string {
+    const reason = describeError(err);
+    this.count(operation.toLowerCase() as 'generatedatakey' | 'encrypt' | 'decrypt', regional.region, '.error');
+    const consequence =
+      operation === 'Encrypt'
+        ? 'the new system key will not be decryptable in this region'
+        : 'trying the next region, if any';
+    this.logger?.warn(`AWS KMS ${operation} failed in ${regional.region}: ${reason}; ${consequence}`, {
+      operation,
+      region: regional.region,
+      keyArn: regional.arn,
+      error: errorName(err),
+    });
+    return `${regional.region}: ${reason}`;
+  }
+}
+
+/**
+ * One KMSClient per region of `regionMap`, for AwsKms's `clients`. `config` applies to every region (or is a
+ * function of the region); without a requestHandler the clients get DEFAULT_KMS_REQUEST_HANDLER's timeouts. The
+ * clients are the caller's: destroy them when done.
+ */
+export function kmsClientsFor(
+  regionMap: Readonly<Record<string, string>>,
+  config?: KmsClientOptions | ((region: string) => KmsClientOptions),
+): Record<string, KMSClient> {
+  const regions = checkRegionMap(regionMap);
+  const sdk = loadKmsSdk();
+  const clients: Record<string, KMSClient> = {};
+  for (const region of regions) {
+    const options = typeof config === 'function' ? config(region) : (config ?? {});
+    clients[region] = new sdk.KMSClient({ requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER }, ...options, region });
+  }
+  return clients;
+}
+
+// ---- configuration ----------------------------------------------------------------------------------------------
+
+/** Validates RegionMap (asherah-ffi §2.1; Go `NewBuilder` panics on an empty map) and returns its regions. */
+function checkRegionMap(regionMap: unknown): string[] {
+  if (regionMap === null || typeof regionMap !== 'object' || Array.isArray(regionMap)) {
+    throw new ConfigError('RegionMap (regionMap) must be an object of region → KMS key ARN');
+  }
+  const entries = Object.entries(regionMap as Record<string, unknown>);
+  if (entries.length === 0) {
+    throw new ConfigError('RegionMap (regionMap) is empty; give at least one region → KMS key ARN');
+  }
+  for (const [region, arn] of entries) {
+    if (region.trim() === '') throw new ConfigError('RegionMap (regionMap) has an empty region name');
+    if (typeof arn !== 'string' || arn.trim() === '') {
+      throw new ConfigError(`RegionMap (regionMap) entry ${JSON.stringify(region)} must be a non-empty KMS key ARN string`);
+    }
+  }
+  return entries.map(([region]) => region);
+}
+
+/** Preferred region first, then the others in map order (Go v2 `Builder.Build`, which uses random map order). */
+function regionOrder(regionMap: unknown, preferredRegion: unknown): string[] {
+  const regions = checkRegionMap(regionMap);
+  if (preferredRegion === undefined) {
+    if (regions.length === 1) return regions;
+    // Go: "preferred region must be set when using multiple regions".
+    throw new ConfigError(
+      `PreferredRegion (preferredRegion) must be set when RegionMap has more than one region (${regions.join(', ')})`,
+    );
+  }
+  if (typeof preferredRegion !== 'string' || !regions.includes(preferredRegion)) {
+    throw new ConfigError(
+      `PreferredRegion (preferredRegion) ${JSON.stringify(preferredRegion)} is not a region of RegionMap ` +
+        `(${regions.join(', ')})`,
+    );
+  }
+  return [preferredRegion, ...regions.filter((region) => region !== preferredRegion)];
+}
+
+/**
+ * The SDK, required at run time only. createRequire keeps bundlers (esbuild) from inlining it, and a type-only
+ * import keeps it out of this module's load: the layer must load where @aws-sdk is absent.
+ */
+function loadKmsSdk(): KmsSdk {
+  try {
+    return createRequire(__filename)('@aws-sdk/client-kms') as KmsSdk;
+  } catch (err) {
+    throw new ConfigError(
+      'KMS "aws" needs the package @aws-sdk/client-kms, which could not be loaded; the AWS Lambda Node.js ' +
+        'runtime provides it, elsewhere install it (npm install @aws-sdk/client-kms)',
+      { cause: err },
+    );
+  }
+}
+
+// ---- envelope -----------------------------------------------------------------------------------------------------
+
+const ENVELOPE_HINT =
+  'the system key record is not an AWS KMS envelope: it was written with another KMS (e.g. static) or is corrupt';
+
+/**
+ * Parses Go's envelope. Like Go's encoding/json, field names match case-insensitively and unknown fields are
+ * ignored; byte fields must be padded standard base64 (asherah-spec §3.6). Messages never quote the input.
+ */
+function parseEnvelope(bytes: Uint8Array): Envelope {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    // No cause: V8's SyntaxError quotes a slice of the input (record-codec.ts does the same).
+    throw new InvalidRecordError(`${ENVELOPE_HINT} (not valid JSON)`);
+  }
+  const root = asObject(value, 'the envelope');
+  const encryptedKey = readBase64(field(root, 'encryptedKey'), 'encryptedKey');
+  const list = field(root, 'kmsKeks');
+  if (list != null && !Array.isArray(list)) throw invalidEnvelope('kmsKeks must be an array');
+  const kmsKeks = ((list ?? []) as unknown[]).map((item, i): RegionalKek => {
+    const kek = asObject(item, `kmsKeks[${i}]`);
+    const region = field(kek, 'region');
+    const arn = field(kek, 'arn') ?? '';
+    if (typeof region !== 'string') throw invalidEnvelope(`kmsKeks[${i}].region must be a string`);
+    if (typeof arn !== 'string') throw invalidEnvelope(`kmsKeks[${i}].arn must be a string`);
+    return { region, arn, encryptedKek: readBase64(field(kek, 'encryptedKek'), `kmsKeks[${i}].encryptedKek`) };
+  });
+  return { encryptedKey, kmsKeks };
+}
+
+function field(object: Record<string, unknown>, name: string): unknown {
+  if (Object.prototype.hasOwnProperty.call(object, name)) return object[name];
+  const folded = name.toLowerCase();
+  for (const key of Object.keys(object)) if (key.toLowerCase() === folded) return object[key];
+  return undefined;
+}
+
+function asObject(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  throw invalidEnvelope(`${what} must be a JSON object`);
+}
+
+const STD_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function readBase64(value: unknown, path: string): Buffer {
+  if (typeof value !== 'string' || value === '') throw invalidEnvelope(`${path} must be a non-empty base64 string`);
+  if (value.length % 4 !== 0 || !STD_BASE64.test(value)) {
+    throw invalidEnvelope(`${path} must be standard base64 with "=" padding`);
+  }
+  return Buffer.from(value, 'base64');
+}
+
+function invalidEnvelope(detail: string): InvalidRecordError {
+  return new InvalidRecordError(`${ENVELOPE_HINT} (${detail})`);
+}
+
+// ---- errors -------------------------------------------------------------------------------------------------------
+
+/**
+ * KMS and network errors (any SDK error), a wrong data key and AES-GCM failures move on to the next region, as in
+ * Go v2. Secure-memory and configuration errors are this host's, not the region's: every region would fail alike.
+ */
+function isRegionFailure(err: unknown): boolean {
+  return !(err instanceof SecureMemoryError || err instanceof ConfigError);
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
+}
+
+/** "<name>: <message>", short: SDK messages come from KMS and name keys and causes, never key material. */
+function describeError(err: unknown): string {
+  const name = errorName(err);
+  const message = err instanceof Error ? err.message : String(err);
+  const text = message === '' || message === name ? name : `${name}: ${message}`;
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
