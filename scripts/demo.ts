@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const encryptEvent = JSON.parse(readFileSync(path.join(events, 'encrypt.json'), 'utf8'));
 
   let start = process.hrtime.bigint();
-  const fn = await import('../functions/encrypt-decrypt/handler');
+  const fn = await import('../functions/encrypt-decrypt/handler.js');
   await fn.ready;
   const initMs = ms(start);
 

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   let code = 0;
   try {
     const event = readEvent(process.argv[2]);
-    const { handler } = await import('../functions/encrypt-decrypt/handler');
+    const { handler } = await import('../functions/encrypt-decrypt/handler.js');
     output = await handler(event);
   } catch (err) {
     const e = err as Error;
