@@ -11,6 +11,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript entry points run by Node (test helpers, the Lambda ESM entry).
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', fetch: 'readonly', console: 'readonly' } },
+  },
+  {
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

@@ -1,0 +1,407 @@
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+// Types only: erased from the output, so loading this file never loads the SDK (see loadSdk).
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ConfigError } from '../../errors.js';
+import { InvalidRecordError, MetastoreError } from '../errors.js';
+import type { Metastore } from '../ports.js';
+import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
+
+// Asherah's DynamoDB metastore, item for item (asherah-spec §3.4; Go plugins/aws-v2/dynamodb/metastore; Java
+// DynamoDbMetastoreImpl; the Rust binding's metastore_dynamodb.rs, asherah-ffi.md §2.4), so that every
+// implementation can share one table:
+//   table  EncryptionKey (default), hash key Id (S), range key Created (N, Unix seconds)
+//   item   {Id: S, Created: N, KeyRecord: M{Revoked?: BOOL, Created: N, Key: S, ParentKeyMeta?: M{KeyId: S, Created: N}}}
+// We write what Go writes: Key as padded standard base64, Revoked only when true (Go `omitempty`), ParentKeyMeta
+// only for IKs. We read what Go, Java and Rust write: Java's explicit `Revoked: false` (spec §10), a NULL Revoked
+// (read as false, as Go does), and KeyRecord field names in any case (the record codec's rules, spec §3.6).
+// Numbers must be N attributes holding integers; an S "Created" is rejected, as the Rust binding rejects it.
+//
+// The SDK is not a dependency of the layer (the Lambda runtime provides it; DESIGN.md), and the layer's public
+// index imports this file, so the SDK is required only when a DynamoDbMetastore is constructed. The caller
+// injects the DynamoDBClient (credentials, region, endpoint, retries, timeouts are theirs to configure); we use
+// the command classes of whichever @aws-sdk/client-dynamodb resolves from here.
+
+const SDK_PACKAGE = '@aws-sdk/client-dynamodb';
+const DEFAULT_TABLE_NAME = 'EncryptionKey';
+/** DynamoDB's rule for table names. */
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/** How to create the table Asherah needs (the create-table example of Asherah's docs, spec §3.4). */
+function createTableHint(tableName: string): string {
+  return (
+    'create it with partition key Id (String) and sort key Created (Number), e.g. `aws dynamodb create-table ' +
+    `--table-name ${tableName} --attribute-definitions AttributeName=Id,AttributeType=S ` +
+    'AttributeName=Created,AttributeType=N --key-schema AttributeName=Id,KeyType=HASH ' +
+    'AttributeName=Created,KeyType=RANGE --billing-mode PAY_PER_REQUEST`, or point tableName and the client\'s ' +
+    'region at the table that exists'
+  );
+}
+
+type DynamoDbSdk = Pick<typeof import('@aws-sdk/client-dynamodb'), 'GetItemCommand' | 'PutItemCommand' | 'QueryCommand'>;
+type Item = Record<string, AttributeValue>;
+
+export interface DynamoDbMetastoreOptions {
+  /** Default `EncryptionKey`, as in every Asherah implementation; '' also means the default (as Go and Rust). */
+  tableName?: string;
+  /**
+   * Region-suffixed key ids for DynamoDB global tables (asherah-spec §1.2): `_SK_svc_prod_<suffix>`,
+   * `_IK_p_svc_prod_<suffix>`. A string is the suffix itself. `true` is the DynamoDB client's region, as Go's
+   * `WithRegionSuffix(true)` (v2) does; resolving it is asynchronous, so `true` needs `DynamoDbMetastore.create`.
+   */
+  regionSuffix?: boolean | string;
+}
+
+export class DynamoDbMetastore implements Metastore {
+  readonly tableName: string;
+  private readonly suffix: string | undefined;
+  private readonly sdk: DynamoDbSdk;
+
+  /**
+   * Builds the metastore, resolving `regionSuffix: true` to the client's region first (the SessionFactory reads
+   * `regionSuffix()` synchronously when it is created, so the region must be known by then). Works for every
+   * option; use it whenever options come from configuration.
+   */
+  static async create(client: DynamoDBClient, options: DynamoDbMetastoreOptions = {}): Promise<DynamoDbMetastore> {
+    if (options?.regionSuffix !== true) return new DynamoDbMetastore(client, options);
+    checkClient(client);
+    let region: unknown;
+    try {
+      region = await client.config.region();
+    } catch (err) {
+      throw new ConfigError(
+        'DynamoDbMetastore regionSuffix: true uses the DynamoDB client\'s region, but the client has none; set ' +
+          '`region` on the DynamoDBClient (or AWS_REGION), or pass the suffix as a string',
+        { cause: err },
+      );
+    }
+    if (typeof region !== 'string' || region === '') {
+      throw new ConfigError(
+        'DynamoDbMetastore regionSuffix: true uses the DynamoDB client\'s region, but it resolved to an empty value; ' +
+          'set `region` on the DynamoDBClient, or pass the suffix as a string',
+      );
+    }
+    return new DynamoDbMetastore(client, { ...options, regionSuffix: region });
+  }
+
+  /**
+   * For `regionSuffix` false, absent or a string. `regionSuffix: true` is a ConfigError here: use
+   * `await DynamoDbMetastore.create(client, options)`, which resolves the client's region once, so that no
+   * metastore ever exists whose key ids are not settled yet.
+   */
+  constructor(
+    private readonly client: DynamoDBClient,
+    options: DynamoDbMetastoreOptions = {},
+  ) {
+    checkClient(client);
+    if (options === null || typeof options !== 'object') throw new ConfigError('DynamoDbMetastore options must be an object');
+    const { tableName, regionSuffix } = options;
+    if (tableName !== undefined && (typeof tableName !== 'string' || (tableName !== '' && !TABLE_NAME.test(tableName)))) {
+      throw new ConfigError(
+        'DynamoDbMetastore tableName must be a DynamoDB table name: 3 to 255 letters, digits, "_", "-" or "."',
+      );
+    }
+    this.tableName = tableName === undefined || tableName === '' ? DEFAULT_TABLE_NAME : tableName;
+    if (regionSuffix === true) {
+      throw new ConfigError(
+        'DynamoDbMetastore regionSuffix: true needs the client\'s region, which is resolved asynchronously; build ' +
+          'the metastore with `await DynamoDbMetastore.create(client, options)` instead of `new`',
+      );
+    }
+    if (regionSuffix !== undefined && regionSuffix !== false && (typeof regionSuffix !== 'string' || regionSuffix === '')) {
+      throw new ConfigError(
+        'DynamoDbMetastore regionSuffix must be true (the client\'s region), false, or a non-empty region name',
+      );
+    }
+    this.suffix = typeof regionSuffix === 'string' ? regionSuffix : undefined;
+    this.sdk = loadSdk();
+  }
+
+  async load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
+    const command = new this.sdk.GetItemCommand({
+      TableName: this.tableName,
+      Key: { Id: { S: id }, Created: { N: checkCreated(created) } },
+      ProjectionExpression: 'KeyRecord',
+      ConsistentRead: true, // a key just stored by another process must be visible (spec §3.4)
+    });
+    let item: Item | undefined;
+    try {
+      item = (await this.client.send(command)).Item;
+    } catch (err) {
+      throw await this.failure('load a key record (GetItem)', err);
+    }
+    return item === undefined ? undefined : this.decode(item, id);
+  }
+
+  async loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
+    const command = new this.sdk.QueryCommand({
+      TableName: this.tableName,
+      KeyConditionExpression: 'Id = :id',
+      ExpressionAttributeValues: { ':id': { S: id } },
+      ProjectionExpression: 'KeyRecord',
+      ScanIndexForward: false, // newest Created first
+      Limit: 1,
+      ConsistentRead: true,
+    });
+    let item: Item | undefined;
+    try {
+      item = (await this.client.send(command)).Items?.[0];
+    } catch (err) {
+      throw await this.failure('load the latest key record (Query)', err);
+    }
+    return item === undefined ? undefined : this.decode(item, id);
+  }
+
+  async store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
+    const command = new this.sdk.PutItemCommand({
+      TableName: this.tableName,
+      Item: { Id: { S: id }, Created: { N: checkCreated(created) }, KeyRecord: { M: encodeKeyRecord(record) } },
+      // The primary key (Id, Created) arbitrates between racing creators in any process or region writer (spec
+      // §1.5): attribute_not_exists(Id) fails iff an item with this Id AND Created exists. One PutItem, so an item
+      // is either written whole or not at all.
+      ConditionExpression: 'attribute_not_exists(Id)',
+    });
+    try {
+      await this.client.send(command);
+      return true;
+    } catch (err) {
+      // Only a real duplicate is `false`, as in Java and Rust (spec §1.5). Go's tryStore treats every error as a
+      // duplicate, which turns an outage into a confusing "not present after retry"; a MetastoreError says why.
+      if (errorName(err) === 'ConditionalCheckFailedException') return false;
+      throw await this.failure('store a key record (PutItem)', err);
+    }
+  }
+
+  /** The suffix appended to key ids, or undefined for none (asherah-spec §1.2). */
+  regionSuffix(): string | undefined {
+    return this.suffix;
+  }
+
+  /**
+   * Decodes an item's KeyRecord map with the record codec's rules. The message names the table and the key id (ids
+   * are not secret, and this one comes from the caller, not from the corrupt item, which is never quoted).
+   */
+  private decode(item: Item, id: string): EnvelopeKeyRecord {
+    const where = `DynamoDB metastore table "${this.tableName}": the KeyRecord of ${JSON.stringify(id)}`;
+    const keyRecord = item.KeyRecord;
+    if (keyRecord?.M === undefined) {
+      throw new InvalidRecordError(
+        `${where} is ${keyRecord === undefined ? 'missing' : `a ${attributeType(keyRecord)} attribute`}, not a map (M); ` +
+          'the item is corrupt or was not written by Asherah',
+      );
+    }
+    try {
+      return decodeEnvelopeKeyRecord(mapToPlain(keyRecord.M));
+    } catch (err) {
+      if (err instanceof InvalidRecordError) throw new InvalidRecordError(`${where}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** A MetastoreError that says what failed, DynamoDB's error, and what to do about it. */
+  private async failure(action: string, err: unknown): Promise<MetastoreError> {
+    const name = errorName(err) ?? 'Error';
+    const message = messageOf(err);
+    const detail = message !== '' && message !== name ? `${name}: ${message}` : name;
+    const attempts = (err as { $metadata?: { attempts?: number } } | null)?.$metadata?.attempts;
+    const tried = attempts !== undefined && attempts > 1 ? ` after ${attempts} attempts` : '';
+    let region: string | undefined;
+    try {
+      region = await this.client.config.region();
+    } catch {
+      // No region: the advice goes without it.
+    }
+    return new MetastoreError(
+      `DynamoDB metastore table "${this.tableName}": could not ${action}${tried} (${detail}); ${advice(err, name, region, this.tableName)}`,
+      { cause: err },
+    );
+  }
+}
+
+function checkClient(client: unknown): void {
+  if (typeof (client as DynamoDBClient | null)?.send !== 'function' || typeof (client as DynamoDBClient).config !== 'object') {
+    throw new ConfigError('DynamoDbMetastore needs a DynamoDBClient from @aws-sdk/client-dynamodb (AWS SDK v3)');
+  }
+}
+
+/**
+ * The SDK's command classes. Resolved from this file first (a project's node_modules, or NODE_PATH, where the
+ * Lambda runtime keeps its SDK), then from the working directory, for installs where this package cannot see its
+ * consumer's dependencies (pnpm, a layer beside a function that bundles its own SDK under node_modules).
+ */
+function loadSdk(): DynamoDbSdk {
+  let firstError: unknown;
+  for (const from of [__filename, path.join(process.cwd(), 'package.json')]) {
+    try {
+      return createRequire(from)(SDK_PACKAGE) as DynamoDbSdk;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') {
+        throw new ConfigError(`DynamoDbMetastore could not load ${SDK_PACKAGE}: ${(err as Error).message}`, { cause: err });
+      }
+      firstError ??= err;
+    }
+  }
+  throw new ConfigError(
+    `DynamoDbMetastore needs ${SDK_PACKAGE} (AWS SDK v3), which is not installed here; the Lambda Node.js runtime ` +
+      `provides it, elsewhere run \`npm install ${SDK_PACKAGE}\``,
+    { cause: firstError },
+  );
+}
+
+function errorName(err: unknown): string | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  // Matched by name, not instanceof: the client the caller injected may come from another copy of the SDK.
+  const name = (err as { name?: unknown }).name;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** Duck-typed: an error from another realm (a vm context, a test sandbox) is not `instanceof Error` here. */
+function messageOf(err: unknown): string {
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : '';
+}
+
+const THROTTLED = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'LimitExceededException',
+]);
+const CREDENTIALS = new Set([
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'IncompleteSignatureException',
+  'MissingAuthenticationTokenException',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'CredentialsProviderError',
+]);
+/**
+ * Node's network error codes. Matched in the message too: the SDK wraps an error that is not `instanceof Error` in
+ * this realm (e.g. under a test runner's sandbox) as "AWS SDK error wrapper for Error: connect ECONNREFUSED …".
+ */
+const NETWORK_CODE = /\b(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH)\b/;
+
+/** What to do about a DynamoDB failure, by the error's name (or Node's network error code). */
+function advice(err: unknown, name: string, region: string | undefined, tableName: string): string {
+  const inRegion = region === undefined ? '' : ` in ${region}`;
+  if (name === 'ResourceNotFoundException') return `the table does not exist${inRegion} (or is not ACTIVE yet); ${createTableHint(tableName)}`;
+  if (name === 'AccessDeniedException') {
+    return (
+      'access denied: grant the caller\'s role dynamodb:GetItem, dynamodb:PutItem and dynamodb:Query on the table ' +
+      '(and kms:Decrypt on its key if the table is encrypted with a customer managed key)'
+    );
+  }
+  if (THROTTLED.has(name)) {
+    return (
+      'DynamoDB throttled the requests and the SDK\'s retries (with backoff) did not get through; retry later, raise ' +
+      'the table\'s capacity or switch it to on-demand, or raise the client\'s maxAttempts'
+    );
+  }
+  if (CREDENTIALS.has(name)) {
+    return (
+      'the AWS credentials are missing, invalid or expired; check the credential chain (AWS_ACCESS_KEY_ID, ' +
+      'AWS_PROFILE, the Lambda execution role) and that the clock is right'
+    );
+  }
+  if (name === 'ValidationException') {
+    return (
+      'DynamoDB rejected the request; check that the table\'s key schema is Id (String, HASH) and Created ' +
+      `(Number, RANGE), as Asherah requires: ${createTableHint(tableName)}`
+    );
+  }
+  if (name === 'InternalServerError' || name === 'ServiceUnavailable' || name === 'ServiceUnavailableException') {
+    return 'DynamoDB failed internally and the SDK\'s retries did not get through; retry later';
+  }
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const message = messageOf(err);
+  if (
+    name === 'TimeoutError' ||
+    name === 'RequestTimeout' ||
+    (typeof code === 'string' && NETWORK_CODE.test(code)) ||
+    NETWORK_CODE.test(message)
+  ) {
+    return (
+      `could not reach DynamoDB${inRegion}; check the endpoint, the network path (a Lambda in a VPC needs a DynamoDB ` +
+      'gateway endpoint or a NAT), and the client\'s request timeout'
+    );
+  }
+  return 'see the cause for details';
+}
+
+function checkCreated(created: number): string {
+  if (Number.isSafeInteger(created) && created >= 0) return String(created);
+  // The kind of a bad timestamp, never its value (errors.ts).
+  throw new MetastoreError(`created must be a non-negative integer number of Unix seconds, got ${describeNumber(created)}`);
+}
+
+function describeNumber(value: unknown): string {
+  if (typeof value !== 'number') return `a ${typeof value}`;
+  if (!Number.isFinite(value)) return 'a non-finite number';
+  if (!Number.isInteger(value)) return 'a fractional number';
+  return value < 0 ? 'a negative number' : 'an integer too large to represent exactly';
+}
+
+/** The KeyRecord map as Go's attributevalue marshals its `envelope` struct (spec §3.4). */
+function encodeKeyRecord(record: EnvelopeKeyRecord): Item {
+  const map: Item = {};
+  if (record.revoked === true) map.Revoked = { BOOL: true };
+  map.Created = { N: checkRecordCreated(record.created, 'Created') };
+  map.Key = { S: toBase64(record.encryptedKey) };
+  const parent = record.parentKeyMeta;
+  if (parent != null) {
+    map.ParentKeyMeta = {
+      M: { KeyId: { S: parent.keyId }, Created: { N: checkRecordCreated(parent.created, 'ParentKeyMeta.Created') } },
+    };
+  }
+  return map;
+}
+
+/** Padded standard base64, as Go's encoding/json and Java's Base64.getEncoder() write bytes. */
+function toBase64(bytes: Uint8Array): string {
+  return (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('base64');
+}
+
+function checkRecordCreated(value: number, field: string): string {
+  if (Number.isSafeInteger(value) && value >= 0) return String(value);
+  throw new InvalidRecordError(
+    `cannot store the key record: ${field} must be a non-negative integer (Unix seconds), got ${describeNumber(value)}`,
+  );
+}
+
+/**
+ * An attribute value as the JSON-like value the record codec validates: S → string, N → number, BOOL → boolean,
+ * NULL → null, M → object, L → array. Binary and set types become values the codec rejects with a message naming
+ * the field (a Uint8Array, an array), so no value is ever accepted for the wrong reason.
+ */
+function toPlain(value: AttributeValue): unknown {
+  if (value.S !== undefined) return value.S;
+  if (value.N !== undefined) return numberOf(value.N);
+  if (value.BOOL !== undefined) return value.BOOL;
+  if (value.NULL !== undefined) return null;
+  if (value.M !== undefined) return mapToPlain(value.M);
+  if (value.L !== undefined) return value.L.map(toPlain);
+  if (value.B !== undefined) return value.B;
+  return value.SS ?? value.NS ?? value.BS ?? [];
+}
+
+function mapToPlain(map: Item): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(map)) out[name] = toPlain(value);
+  return out;
+}
+
+/**
+ * N is a decimal string (DynamoDB normalizes it: no exponent, no trailing zeros). An integer beyond 2^53 becomes an
+ * unsafe number and a fraction a fractional one, both of which the codec rejects; anything unparseable stays a
+ * string, which it rejects too.
+ */
+function numberOf(text: string): number | string {
+  const value = Number(text);
+  return text.trim() !== '' && Number.isFinite(value) ? value : text;
+}
+
+function attributeType(value: AttributeValue): string {
+  const type = Object.keys(value).find((name) => (value as unknown as Record<string, unknown>)[name] !== undefined);
+  return type ?? 'empty';
+}
