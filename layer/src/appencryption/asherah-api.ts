@@ -12,7 +12,7 @@ import { SessionFactory } from './session-factory.js';
 interface Configured {
   factory: SessionFactory;
   kms: KeyManagementService;
-  metastore: Metastore;
+  closeMetastore: () => void;
   secrets: SecretFactory;
 }
 
@@ -27,22 +27,22 @@ export function setup(config: AsherahConfig): void {
   const checked = validateConfig(config);
   const secrets = new SecretFactory();
   let kms: KeyManagementService | undefined;
-  let metastore: Metastore | undefined;
+  let built: { metastore: Metastore; close(): void } | undefined;
   try {
     kms = kmsFromConfig(checked, secrets);
-    metastore = metastoreFromConfig(checked);
+    built = metastoreFromConfig(checked);
     const factory = SessionFactory.create({
       serviceName: checked.ServiceName,
       productId: checked.ProductID,
-      metastore,
+      metastore: built.metastore,
       kms,
       policy: policyFromConfig(checked),
       secrets,
     });
-    current = { factory, kms, metastore, secrets };
+    current = { factory, kms, closeMetastore: built.close, secrets };
   } catch (err) {
     void kms?.close?.();
-    void metastore?.close?.();
+    built?.close();
     secrets.close();
     throw err;
   }
@@ -87,7 +87,7 @@ export function shutdown(): void {
   if (was === undefined) return;
   void was.factory.close();
   void was.kms.close?.();
-  void was.metastore.close?.();
+  was.closeMetastore();
   was.secrets.close();
 }
 
@@ -97,7 +97,7 @@ export async function shutdownAsync(): Promise<void> {
   if (was === undefined) return;
   await was.factory.close();
   await was.kms.close?.();
-  await was.metastore.close?.();
+  was.closeMetastore();
   was.secrets.close();
 }
 

@@ -5,8 +5,12 @@
  */
 import { ConfigError } from '../errors.js';
 import type { SecretFactory } from '../securememory/secret-factory.js';
+import { createRequire } from 'node:module';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CryptoPolicy } from './crypto-policy.js';
+import { AwsKms, DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms.js';
 import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
+import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
 import { MemoryMetastore } from './metastore/memory-metastore.js';
 import { SqliteMetastore } from './metastore/sqlite-metastore.js';
 import type { KeyManagementService, Metastore } from './ports.js';
@@ -119,30 +123,61 @@ export function policyFromConfig(config: AsherahConfig): CryptoPolicy {
   });
 }
 
-export function metastoreFromConfig(config: AsherahConfig): Metastore {
+/** The metastore the config names, and what to close with it (an SDK client made here). */
+export function metastoreFromConfig(config: AsherahConfig): { metastore: Metastore; close(): void } {
   switch (config.Metastore) {
     case 'memory':
     case 'test-debug-memory':
-      return new MemoryMetastore();
+      return { metastore: new MemoryMetastore(), close: () => undefined };
     case 'sqlite':
-    case 'test-debug-sqlite':
+    case 'test-debug-sqlite': {
       if (!config.ConnectionString) {
         throw new ConfigError(
           `config key ConnectionString is required with Metastore ${JSON.stringify(config.Metastore)} (the database file path)`,
         );
       }
-      return new SqliteMetastore(config.ConnectionString);
-    case 'dynamodb':
-      throw new ConfigError(
-        'Metastore "dynamodb" needs the AWS adapters; build the factory with a DynamoDbMetastore and an injected ' +
-          'DynamoDBClient (SessionFactory.create)',
-      );
+      const sqlite = new SqliteMetastore(config.ConnectionString);
+      return { metastore: sqlite, close: () => sqlite.close() };
+    }
+    case 'dynamodb': {
+      const region = config.DynamoDBRegion || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+      if (config.EnableRegionSuffix && !region) {
+        throw new ConfigError('config key EnableRegionSuffix needs DynamoDBRegion (or AWS_REGION): the suffix is that region');
+      }
+      const client = newDynamoDbClient(config.DynamoDBEndpoint, region);
+      try {
+        const metastore = new DynamoDbMetastore(client, {
+          tableName: config.DynamoDBTableName,
+          // Go's WithRegionSuffix(true): the DynamoDB client's region (asherah-spec §1.2).
+          regionSuffix: config.EnableRegionSuffix ? region : undefined,
+        });
+        return { metastore, close: () => client.destroy() };
+      } catch (err) {
+        client.destroy();
+        throw err;
+      }
+    }
     default:
       throw new ConfigError(
         'config key Metastore must be "memory", "sqlite" or "dynamodb" (or "test-debug-memory", ' +
           `"test-debug-sqlite"), got ${JSON.stringify(config.Metastore)}`,
       );
   }
+}
+
+/** A DynamoDB client for `setup`; loaded lazily, as the layer must load where the AWS SDK is absent. */
+function newDynamoDbClient(endpoint: string | undefined, region: string | undefined): DynamoDBClient {
+  let sdk: typeof import('@aws-sdk/client-dynamodb');
+  try {
+    sdk = createRequire(__filename)('@aws-sdk/client-dynamodb') as typeof import('@aws-sdk/client-dynamodb');
+  } catch (err) {
+    throw new ConfigError(
+      'Metastore "dynamodb" needs the package @aws-sdk/client-dynamodb (the Lambda Node.js runtime provides it; ' +
+        'elsewhere `npm install @aws-sdk/client-dynamodb`)',
+      { cause: err },
+    );
+  }
+  return new sdk.DynamoDBClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) });
 }
 
 export function kmsFromConfig(config: AsherahConfig, secrets: SecretFactory): KeyManagementService {
@@ -157,11 +192,29 @@ export function kmsFromConfig(config: AsherahConfig, secrets: SecretFactory): Ke
       return new StaticKms(config.StaticMasterKeyHex, secrets);
     case 'test-debug-static':
       return new StaticKms(config.StaticMasterKeyHex || TEST_DEBUG_STATIC_MASTER_KEY_HEX, secrets);
-    case 'aws':
-      throw new ConfigError(
-        'KMS "aws" needs the AWS adapters; build the factory with an AwsKms and injected KMSClients (SessionFactory.create)',
-      );
+    case 'aws': {
+      const regionMap = config.RegionMap;
+      if (!regionMap || Object.keys(regionMap).length === 0) {
+        throw new ConfigError('config key RegionMap is required with KMS "aws": {"<region>": "<KMS key ARN>", …}');
+      }
+      // The adapter makes one KMSClient per region and destroys them on close().
+      return new AwsKms({ regionMap, preferredRegion: config.PreferredRegion, clients: newKmsClient, secrets });
+    }
     default:
       throw new ConfigError(`config key KMS must be "static", "test-debug-static" or "aws", got ${JSON.stringify(config.KMS)}`);
   }
+}
+
+function newKmsClient(region: string) {
+  let sdk: typeof import('@aws-sdk/client-kms');
+  try {
+    sdk = createRequire(__filename)('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms');
+  } catch (err) {
+    throw new ConfigError(
+      'KMS "aws" needs the package @aws-sdk/client-kms (the Lambda Node.js runtime provides it; elsewhere ' +
+        '`npm install @aws-sdk/client-kms`)',
+      { cause: err },
+    );
+  }
+  return new sdk.KMSClient({ region, requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER } });
 }
