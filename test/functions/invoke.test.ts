@@ -27,3 +27,13 @@ describe('npm run invoke', () => {
     });
   });
 });
+
+describe('npm run start:aws-local', () => {
+  test('runs the walkthrough on the DynamoDB and AWS KMS code paths against local servers', () => {
+    const run = runTs('scripts/start-aws-local.ts', []);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('plaintext: "mysupersecrettext"');
+    // Pre-warm at INIT created the system key: one GenerateDataKey, and no call after that.
+    expect(run.stdout).toContain('KMS requests served: {"GenerateDataKey":1,"Encrypt":0,"Decrypt":0}');
+  });
+});
