@@ -47,8 +47,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         throw new ConfigError('set ASHERAH_KMS_KEY_ARN or ASHERAH_REGION_MAP, not both');
       }
     } else if (env.ASHERAH_KMS_KEY_ARN) {
-      const arnRegion = env.ASHERAH_KMS_KEY_ARN.split(':')[3] || region;
-      if (!arnRegion) throw new ConfigError('ASHERAH_KMS_KEY_ARN must be a full key ARN (arn:aws:kms:<region>:…)');
+      const arnRegion = env.ASHERAH_KMS_KEY_ARN.startsWith('arn:') ? env.ASHERAH_KMS_KEY_ARN.split(':')[3] : undefined;
+      if (!arnRegion) {
+        throw new ConfigError('ASHERAH_KMS_KEY_ARN must be a full key ARN (arn:aws:kms:<region>:<account>:key/<id>)');
+      }
       regionMap = { [arnRegion]: env.ASHERAH_KMS_KEY_ARN };
       preferredRegion ??= arnRegion;
     } else {
@@ -74,12 +76,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if (env.ASHERAH_STATIC_MASTER_KEY_HEX) {
       staticMasterKeyHex = env.ASHERAH_STATIC_MASTER_KEY_HEX;
       staticKeySource = 'env';
+    } else if (inLambda) {
+      // /var/task is read-only: no development key can be generated there.
+      throw new ConfigError('ASHERAH_KMS is "static" inside Lambda: set ASHERAH_STATIC_MASTER_KEY_HEX (64 hex characters)');
     } else {
       staticMasterKeyHex = developmentMasterKey(path.join(cwd, LOCAL_DIR));
       staticKeySource = 'generated';
     }
   }
 
+  if (metastore === 'sqlite' && inLambda && !env.ASHERAH_SQLITE_PATH) {
+    throw new ConfigError(
+      'ASHERAH_METASTORE is "sqlite" inside Lambda: set ASHERAH_SQLITE_PATH to a writable file (e.g. under /tmp, which ' +
+        'lasts only as long as the execution environment); use ASHERAH_METASTORE=dynamodb to keep keys',
+    );
+  }
   const sqlitePath = env.ASHERAH_SQLITE_PATH || path.join(cwd, LOCAL_DIR, 'metastore.db');
   if (metastore === 'sqlite' && !env.ASHERAH_SQLITE_PATH) mkdirSync(path.dirname(sqlitePath), { recursive: true });
 

@@ -28,7 +28,7 @@ export function parseEvent(event: unknown, maxPartitionLength: number): Request 
     );
   }
   const e = event as Record<string, unknown>;
-  const name = e.Name;
+  const name = e.Name ?? undefined;
   if (name !== undefined && typeof name !== 'string') throw new EventValidationError('Name, when present, must be a string');
   const partition = e.Partition;
   if (typeof partition !== 'string' || partition === '') {

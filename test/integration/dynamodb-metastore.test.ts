@@ -187,8 +187,8 @@ describe('DynamoDbMetastore on dynalite', () => {
   });
 
   const malformed: [string, AttributeValue | undefined, RegExp][] = [
-    ['no KeyRecord', undefined, /KeyRecord of "_IK_partition_service_product" is missing/],
-    ['KeyRecord as a JSON string', { S: `{"Created":${T0},"Key":"${b64(1)}"}` }, /is a S attribute, not a map/],
+    ['no KeyRecord', undefined, /KeyRecord of an intermediate key item is missing/],
+    ['KeyRecord as a JSON string', { S: `{"Created":${T0},"Key":"${b64(1)}"}` }, /is an attribute of type S, not a map/],
     ['Created as a string', { M: { Created: { S: String(T0) }, Key: { S: b64(1) } } }, /Created must be a non-negative integer .*got a string/],
     ['a fractional Created', { M: { Created: { N: '1795858140.5' }, Key: { S: b64(1) } } }, /Created must be .*fractional/],
     ['no Created', { M: { Key: { S: b64(1) } } }, /Created is missing/],

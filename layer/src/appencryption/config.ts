@@ -141,13 +141,16 @@ export function metastoreFromConfig(config: AsherahConfig): { metastore: Metasto
     }
     case 'dynamodb': {
       const region = config.DynamoDBRegion || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
-      if (config.EnableRegionSuffix && !region) {
-        throw new ConfigError('config key EnableRegionSuffix needs DynamoDBRegion (or AWS_REGION): the suffix is that region');
+      if (!region) {
+        throw new ConfigError(
+          'Metastore "dynamodb" needs a region: set config key DynamoDBRegion (or AWS_REGION / AWS_DEFAULT_REGION)' +
+            (config.EnableRegionSuffix ? '; with EnableRegionSuffix it is also the key id suffix' : ''),
+        );
       }
       const client = newDynamoDbClient(config.DynamoDBEndpoint, region);
       try {
         const metastore = new DynamoDbMetastore(client, {
-          tableName: config.DynamoDBTableName,
+          tableName: config.DynamoDBTableName ?? undefined,
           // Go's WithRegionSuffix(true): the DynamoDB client's region (asherah-spec §1.2).
           regionSuffix: config.EnableRegionSuffix ? region : undefined,
         });
@@ -198,7 +201,7 @@ export function kmsFromConfig(config: AsherahConfig, secrets: SecretFactory): Ke
         throw new ConfigError('config key RegionMap is required with KMS "aws": {"<region>": "<KMS key ARN>", …}');
       }
       // The adapter makes one KMSClient per region and destroys them on close().
-      return new AwsKms({ regionMap, preferredRegion: config.PreferredRegion, clients: newKmsClient, secrets });
+      return new AwsKms({ regionMap, preferredRegion: config.PreferredRegion ?? undefined, clients: newKmsClient, secrets });
     }
     default:
       throw new ConfigError(`config key KMS must be "static", "test-debug-static" or "aws", got ${JSON.stringify(config.KMS)}`);

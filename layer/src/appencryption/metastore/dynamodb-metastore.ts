@@ -182,11 +182,12 @@ export class DynamoDbMetastore implements Metastore {
    * are not secret, and this one comes from the caller, not from the corrupt item, which is never quoted).
    */
   private decode(item: Item, id: string): EnvelopeKeyRecord {
-    const where = `DynamoDB metastore table "${this.tableName}": the KeyRecord of ${JSON.stringify(id)}`;
+    // The kind of row, not its id: an IK id holds a partition id, which may identify a user (errors.ts).
+    const where = `DynamoDB metastore table "${this.tableName}": the KeyRecord of ${describeItem(id)}`;
     const keyRecord = item.KeyRecord;
     if (keyRecord?.M === undefined) {
       throw new InvalidRecordError(
-        `${where} is ${keyRecord === undefined ? 'missing' : `a ${attributeType(keyRecord)} attribute`}, not a map (M); ` +
+        `${where} is ${keyRecord === undefined ? 'missing' : `an attribute of type ${attributeType(keyRecord)}`}, not a map (M); ` +
           'the item is corrupt or was not written by Asherah',
       );
     }
@@ -404,4 +405,9 @@ function numberOf(text: string): number | string {
 function attributeType(value: AttributeValue): string {
   const type = Object.keys(value).find((name) => (value as unknown as Record<string, unknown>)[name] !== undefined);
   return type ?? 'empty';
+}
+
+/** "a system key item" / "an intermediate key item": what a message may say of an item without its id. */
+function describeItem(id: string): string {
+  return id.startsWith('_SK_') ? 'a system key item' : id.startsWith('_IK_') ? 'an intermediate key item' : 'an item';
 }
