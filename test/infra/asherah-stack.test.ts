@@ -1,0 +1,249 @@
+/**
+ * The stack as `cdk synth` makes it (default context): one synth for the whole file, with the function really
+ * bundled by esbuild, so the asset it would deploy is checked too.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Stage, type App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { addStarterStack } from '../../infra/asherah-app';
+import type { AsherahStack } from '../../infra/asherah-stack';
+import { layerZip, testApp } from '../support/cdk';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+type Resource = { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown>; [k: string]: unknown };
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Sid?: string };
+
+let app: App;
+let stack: AsherahStack;
+let template: Template;
+let assemblyDir: string;
+
+beforeAll(() => {
+  app = testApp();
+  stack = addStarterStack(app, layerZip());
+  template = Template.fromStack(stack);
+  assemblyDir = Stage.of(stack)!.synth().directory; // the assembly Template.fromStack made (synth is cached)
+});
+
+const id = (construct: { node: { defaultChild?: unknown } }) =>
+  stack.getLogicalId(construct.node.defaultChild as Parameters<AsherahStack['getLogicalId']>[0]);
+const only = (type: string): [string, Resource] => {
+  const found = Object.entries(template.findResources(type)) as Array<[string, Resource]>;
+  expect(found).toHaveLength(1);
+  return found[0]!;
+};
+const fn = () => only('AWS::Lambda::Function')[1];
+const statements = (): Statement[] =>
+  Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+    (p) => (p as Resource).Properties.PolicyDocument as { Statement: Statement[] },
+  ).flatMap((doc) => doc.Statement);
+const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+const statementFor = (prefix: string) => {
+  const found = statements().filter((s) => actions(s).some((a) => a.startsWith(prefix)));
+  expect(found).toHaveLength(1);
+  return found[0]!;
+};
+
+describe('the function', () => {
+  test('runs on nodejs22.x, arm64 by default, with 512 MB and a 10 s timeout', () => {
+    expect(fn().Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], MemorySize: 512, Timeout: 10 });
+  });
+
+  test('enters through init.handler, the ES module that waits for the pre-warm', () => {
+    expect(fn().Properties.Handler).toBe('init.handler');
+  });
+
+  test('uses the layer', () => {
+    expect(fn().Properties.Layers).toEqual([{ Ref: id(stack.layer) }]);
+  });
+
+  test('is configured for DynamoDB and AWS KMS with this stack\'s table and key', () => {
+    expect((fn().Properties.Environment as { Variables: unknown }).Variables).toEqual({
+      ASHERAH_SERVICE_NAME: 'asherah-starter',
+      ASHERAH_PRODUCT_ID: 'encrypt-decrypt',
+      ASHERAH_METASTORE: 'dynamodb',
+      ASHERAH_METASTORE_TABLE_NAME: { Ref: id(stack.table) },
+      ASHERAH_REGION_SUFFIX: 'false',
+      ASHERAH_KMS: 'aws',
+      ASHERAH_KMS_KEY_ARN: { 'Fn::GetAtt': [id(stack.key), 'Arn'] },
+    });
+  });
+
+  test('logs to its own log group, kept for 30 days', () => {
+    const [logGroupId, logGroup] = only('AWS::Logs::LogGroup');
+    expect(logGroup.Properties.RetentionInDays).toBe(30);
+    expect(fn().Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroupId } });
+  });
+
+  test('runs as a role of its own with no managed policies', () => {
+    const [roleId, role] = only('AWS::IAM::Role');
+    expect(fn().Properties.Role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(role.Properties.Policies).toBeUndefined();
+    expect(role.Properties.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { Service: 'lambda.amazonaws.com' } }],
+    });
+  });
+});
+
+describe('the function asset', () => {
+  const assetDir = () => path.join(assemblyDir, fn().Metadata!['aws:asset:path'] as string);
+
+  test('holds the esbuild bundle index.js and init.mjs beside it, and no node_modules', () => {
+    expect(readdirSync(assetDir()).sort()).toEqual(['index.js', 'init.mjs']);
+  });
+
+  test('index.js is at most 250 KB', () => {
+    expect(statSync(path.join(assetDir(), 'index.js')).size).toBeLessThanOrEqual(250 * 1024);
+  });
+
+  test('index.js is minified CommonJS that requires asherah-layer and the AWS SDK at run time', () => {
+    const code = readFileSync(path.join(assetDir(), 'index.js'), 'utf8');
+    expect(code).toContain('module.exports');
+    expect(code).toContain('require("asherah-layer")');
+    expect(code).toContain('require("@aws-sdk/client-dynamodb")');
+    expect(code).not.toMatch(/\bclass MemlockLimitError\b/); // the layer's code is not inlined
+    expect(code.split('\n').length).toBeLessThan(20);
+  });
+
+  test('init.mjs is functions/encrypt-decrypt/init.mjs as written', () => {
+    expect(readFileSync(path.join(assetDir(), 'init.mjs'), 'utf8')).toBe(
+      readFileSync(path.join(ROOT, 'functions', 'encrypt-decrypt', 'init.mjs'), 'utf8'),
+    );
+  });
+});
+
+describe('the layer', () => {
+  test('is the built zip, for x86_64 and arm64', () => {
+    const [, layer] = only('AWS::Lambda::LayerVersion');
+    expect(layer.Properties.CompatibleArchitectures).toEqual(['x86_64', 'arm64']);
+    expect(layer.Metadata!['aws:asset:path']).toMatch(/\.zip$/);
+    expect(layer.Metadata!['aws:asset:is-bundled']).toBe(false);
+  });
+
+  test('lists nodejs22.x and every later Node.js runtime this aws-cdk-lib knows', () => {
+    const later = lambda.Runtime.ALL.map((r) => /^nodejs(\d+)\.x$/.exec(r.name))
+      .filter((m): m is RegExpExecArray => m !== null && Number(m[1]) >= 22)
+      .sort((a, b) => Number(a[1]) - Number(b[1]))
+      .map((m) => m[0]);
+    const [, layer] = only('AWS::Lambda::LayerVersion');
+    expect(layer.Properties.CompatibleRuntimes).toEqual([...new Set(later)]);
+    expect(layer.Properties.CompatibleRuntimes).toEqual(expect.arrayContaining(['nodejs22.x', 'nodejs24.x']));
+  });
+});
+
+describe('the KMS key', () => {
+  test('rotates, has the alias alias/asherah-starter, and is retained', () => {
+    const [keyId, key] = only('AWS::KMS::Key');
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    expect(key.DeletionPolicy).toBe('Retain');
+    expect(key.UpdateReplacePolicy).toBe('Retain');
+    template.hasResourceProperties('AWS::KMS::Alias', {
+      AliasName: 'alias/asherah-starter',
+      TargetKeyId: { 'Fn::GetAtt': [keyId, 'Arn'] },
+    });
+  });
+});
+
+describe('the DynamoDB table', () => {
+  test('is EncryptionKey with Asherah\'s schema: Id (S) hash, Created (N) range', () => {
+    const [, table] = only('AWS::DynamoDB::Table');
+    expect(table.Properties.TableName).toBe('EncryptionKey');
+    expect(table.Properties.KeySchema).toEqual([
+      { AttributeName: 'Id', KeyType: 'HASH' },
+      { AttributeName: 'Created', KeyType: 'RANGE' },
+    ]);
+    expect(table.Properties.AttributeDefinitions).toEqual([
+      { AttributeName: 'Id', AttributeType: 'S' },
+      { AttributeName: 'Created', AttributeType: 'N' },
+    ]);
+  });
+
+  test('is on-demand, with point-in-time recovery, and retained', () => {
+    const [, table] = only('AWS::DynamoDB::Table');
+    expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.UpdateReplacePolicy).toBe('Retain');
+  });
+});
+
+describe('IAM', () => {
+  test('grants exactly these actions: two for logs, three for KMS, three for DynamoDB', () => {
+    expect(statements().every((s) => s.Effect === 'Allow')).toBe(true);
+    expect(statements().flatMap(actions).sort()).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'kms:Decrypt',
+      'kms:Encrypt',
+      'kms:GenerateDataKey',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+    ]);
+  });
+
+  test('grants no wildcard action and nothing that scans, deletes or updates', () => {
+    const all = statements().flatMap(actions);
+    expect(all.filter((a) => a.includes('*'))).toEqual([]);
+    expect(all).not.toContain('dynamodb:*');
+    expect(all).not.toContain('kms:*');
+    for (const forbidden of ['Scan', 'DeleteItem', 'UpdateItem', 'BatchWriteItem', 'BatchGetItem', 'DeleteTable']) {
+      expect(all).not.toContain(`dynamodb:${forbidden}`);
+    }
+  });
+
+  test('KMS actions apply to this stack\'s key only', () => {
+    expect(statementFor('kms:').Resource).toEqual({ 'Fn::GetAtt': [id(stack.key), 'Arn'] });
+  });
+
+  test('DynamoDB actions apply to the metastore table only (no indexes, no other table)', () => {
+    expect(statementFor('dynamodb:').Resource).toEqual({ 'Fn::GetAtt': [id(stack.table), 'Arn'] });
+  });
+
+  test('logs actions apply to the function\'s log group only', () => {
+    const [logGroupId] = only('AWS::Logs::LogGroup');
+    expect(statementFor('logs:').Resource).toEqual({ 'Fn::GetAtt': [logGroupId, 'Arn'] });
+  });
+
+  test('the policy is attached to the function\'s role only', () => {
+    const [roleId] = only('AWS::IAM::Role');
+    template.hasResourceProperties('AWS::IAM::Policy', { Roles: [{ Ref: roleId }] });
+    template.resourceCountIs('AWS::IAM::Policy', 1);
+  });
+});
+
+describe('outputs', () => {
+  test('name the function, the layer version, the table and the key', () => {
+    const outputs = template.findOutputs('*');
+    expect(Object.keys(outputs).sort()).toEqual(['FunctionName', 'KeyArn', 'LayerVersionArn', 'TableName']);
+    expect(outputs.FunctionName!.Value).toEqual({ Ref: id(stack.function) });
+    expect(outputs.LayerVersionArn!.Value).toEqual({ Ref: id(stack.layer) });
+    expect(outputs.TableName!.Value).toEqual({ Ref: id(stack.table) });
+    expect(outputs.KeyArn!.Value).toEqual({ 'Fn::GetAtt': [id(stack.key), 'Arn'] });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  test('reports no finding that is not acknowledged', () => {
+    const report = new AwsSolutionsChecks(app).validateScope(app);
+    expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  test('the one acknowledged rule, the runtime version check, is written into the template with its reason', () => {
+    const acknowledged = Object.values(template.toJSON().Resources as Record<string, Resource>).flatMap(
+      (r) => ((r.Metadata?.cdk_nag as { rules_to_suppress?: Array<{ id: string; reason: string }> } | undefined)?.rules_to_suppress ?? []),
+    );
+    expect(acknowledged.map((a) => a.id)).toEqual(['AwsSolutions-L1']);
+    expect(acknowledged[0]!.reason).toMatch(/nodejs22\.x/);
+    template.hasResource('AWS::Lambda::Function', {
+      Metadata: Match.objectLike({ cdk_nag: { rules_to_suppress: [Match.objectLike({ id: 'AwsSolutions-L1' })] } }),
+    });
+  });
+});
