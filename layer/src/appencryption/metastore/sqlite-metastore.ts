@@ -234,7 +234,9 @@ export class SqliteMetastore implements Metastore {
   private failure(action: string, err: unknown): MetastoreError {
     if (err instanceof MetastoreError) return err;
     const where = `SQLite metastore "${this.path}"`;
-    if (err instanceof loadDriver().SqliteError) {
+    // Matched by shape, not instanceof: when better-sqlite3 is loaded twice in one process (a bundler, a test
+    // runner), its native part builds errors with whichever copy registered last.
+    if (isSqliteError(err)) {
       // SQLite's messages ("database is locked", "file is not a database") carry no data from the rows.
       return new MetastoreError(
         `${where}: could not ${action} (${err.code}: ${err.message}); ${advice(err.code, this.busyTimeoutMs)}`,
@@ -328,4 +330,8 @@ function loadDriver(): typeof Database {
       { cause: err },
     );
   }
+}
+
+function isSqliteError(err: unknown): err is Error & { code: string } {
+  return err instanceof Error && err.name === 'SqliteError' && typeof (err as { code?: unknown }).code === 'string';
 }
