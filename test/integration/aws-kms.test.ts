@@ -6,8 +6,6 @@
  */
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import {
   AsherahError,
   ConfigError,
@@ -26,6 +24,7 @@ import {
 import { AwsKms, kmsClientsFor, type AwsKmsOptions } from '../../layer/src/appencryption/kms/aws-kms';
 import { TestClock } from '../support/envelope';
 import { KmsServer, keyArn } from '../support/kms-server';
+import { runWithoutAwsSdk } from '../support/without-aws-sdk';
 
 const WEST = 'us-west-2';
 const EAST = 'us-east-1';
@@ -590,15 +589,7 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
 
 describe('AwsKms without @aws-sdk installed', () => {
   it('the module loads, and constructing the adapter is a ConfigError that says what to install', () => {
-    const repoRoot = path.resolve(__dirname, '../..');
-    // Hide every @aws-sdk/* package from Node's resolver, as on a host without the SDK.
-    const script = `
-      const Module = require('node:module');
-      const resolve = Module._resolveFilename;
-      Module._resolveFilename = function (request, ...rest) {
-        if (request.startsWith('@aws-sdk/')) throw Object.assign(new Error('Cannot find module ' + request), { code: 'MODULE_NOT_FOUND' });
-        return resolve.call(this, request, ...rest);
-      };
+    const out = runWithoutAwsSdk(`
       const { AwsKms, kmsClientsFor } = require('./layer/src/appencryption/kms/aws-kms.ts');
       const { SecretFactory } = require('./layer/src/index.ts');
       const out = { sdkLoaded: Object.keys(require.cache).some((f) => f.includes('@aws-sdk')) };
@@ -609,14 +600,7 @@ describe('AwsKms without @aws-sdk installed', () => {
         try { attempt(); out[name] = 'no error'; } catch (err) { out[name] = err.name + ': ' + err.message; }
       }
       console.log(JSON.stringify(out));
-    `;
-    const result = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    if (result.status !== 0) throw new Error(`the child failed (status ${result.status}):\n${result.stderr}`);
-    const out = JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null') as Record<string, unknown>;
+    `);
     expect(out.sdkLoaded).toBe(false);
     for (const name of ['AwsKms', 'kmsClientsFor']) {
       expect(out[name]).toMatch(/^ConfigError: KMS "aws" needs the package @aws-sdk\/client-kms/);

@@ -3,11 +3,9 @@
  * HTTP: Asherah's item format (asherah-spec §3.4), reading what Java writes (§10), errors, region suffixes (§1.2),
  * a SessionFactory end to end, and throttling through a local proxy that answers like DynamoDB does.
  */
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import {
   GetItemCommand,
   PutItemCommand,
@@ -26,6 +24,7 @@ import {
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
 import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../support/dynalite';
 import { testFactory } from '../support/envelope';
+import { runWithoutAwsSdk } from '../support/without-aws-sdk';
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition_service_product';
@@ -256,24 +255,13 @@ describe('DynamoDbMetastore on dynalite', () => {
 
 describe('packaging: the layer without the AWS SDK', () => {
   test('the public index and this module load where @aws-sdk is absent; only constructing a DynamoDbMetastore needs it', () => {
-    const repoRoot = path.resolve(__dirname, '../..');
-    // A child in which every @aws-sdk/* package fails to resolve, as on a machine without the SDK.
-    const script = `
-      const Module = require('node:module');
-      const resolve = Module._resolveFilename;
-      Module._resolveFilename = function (request, ...rest) {
-        if (request.startsWith('@aws-sdk/')) throw Object.assign(new Error('Cannot find module ' + request), { code: 'MODULE_NOT_FOUND' });
-        return resolve.call(this, request, ...rest);
-      };
-      const index = require(${JSON.stringify(path.join(repoRoot, 'layer/src/index.ts'))});
-      const { DynamoDbMetastore } = require(${JSON.stringify(path.join(repoRoot, 'layer/src/appencryption/metastore/dynamodb-metastore.ts'))});
+    const out = runWithoutAwsSdk(`
+      const index = require('./layer/src/index.ts');
+      const { DynamoDbMetastore } = require('./layer/src/appencryption/metastore/dynamodb-metastore.ts');
       let error;
       try { new DynamoDbMetastore({ send() {}, config: {} }); } catch (err) { error = { name: err.name, message: err.message }; }
       console.log(JSON.stringify({ index: typeof index.SessionFactory, metastore: typeof DynamoDbMetastore, error }));
-    `;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
-    expect(child.status).toBe(0);
-    const out = JSON.parse(child.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
+    `);
     expect(out).toEqual({
       index: 'function',
       metastore: 'function',
