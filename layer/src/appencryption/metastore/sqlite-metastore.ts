@@ -332,6 +332,8 @@ function loadDriver(): typeof Database {
   }
 }
 
+/** Not `instanceof Error` either: an error made in another realm (a test runner's sandbox) is not one. */
 function isSqliteError(err: unknown): err is Error & { code: string } {
-  return err instanceof Error && err.name === 'SqliteError' && typeof (err as { code?: unknown }).code === 'string';
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.name === 'SqliteError' && typeof e.code === 'string';
 }
