@@ -168,18 +168,9 @@ export function metastoreFromConfig(config: AsherahConfig): { metastore: Metasto
   }
 }
 
-/** A DynamoDB client for `setup`; loaded lazily, as the layer must load where the AWS SDK is absent. */
+/** A DynamoDB client for `setup`. */
 function newDynamoDbClient(endpoint: string | undefined, region: string | undefined): DynamoDBClient {
-  let sdk: typeof import('@aws-sdk/client-dynamodb');
-  try {
-    sdk = createRequire(__filename)('@aws-sdk/client-dynamodb') as typeof import('@aws-sdk/client-dynamodb');
-  } catch (err) {
-    throw new ConfigError(
-      'Metastore "dynamodb" needs the package @aws-sdk/client-dynamodb (the Lambda Node.js runtime provides it; ' +
-        'elsewhere `npm install @aws-sdk/client-dynamodb`)',
-      { cause: err },
-    );
-  }
+  const sdk = loadSdk<typeof import('@aws-sdk/client-dynamodb')>('@aws-sdk/client-dynamodb', 'Metastore "dynamodb"');
   return new sdk.DynamoDBClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) });
 }
 
@@ -209,15 +200,18 @@ export function kmsFromConfig(config: AsherahConfig, secrets: SecretFactory): Ke
 }
 
 function newKmsClient(region: string) {
-  let sdk: typeof import('@aws-sdk/client-kms');
+  const sdk = loadSdk<typeof import('@aws-sdk/client-kms')>('@aws-sdk/client-kms', 'KMS "aws"');
+  return new sdk.KMSClient({ region, requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER } });
+}
+
+/** An AWS SDK package, loaded only when `setup` needs it: the layer must load where the SDK is absent. */
+function loadSdk<T>(name: string, what: string): T {
   try {
-    sdk = createRequire(__filename)('@aws-sdk/client-kms') as typeof import('@aws-sdk/client-kms');
+    return createRequire(__filename)(name) as T;
   } catch (err) {
     throw new ConfigError(
-      'KMS "aws" needs the package @aws-sdk/client-kms (the Lambda Node.js runtime provides it; elsewhere ' +
-        '`npm install @aws-sdk/client-kms`)',
+      `${what} needs the package ${name} (the Lambda Node.js runtime provides it; elsewhere \`npm install ${name}\`)`,
       { cause: err },
     );
   }
-  return new sdk.KMSClient({ region, requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER } });
 }
