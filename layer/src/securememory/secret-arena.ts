@@ -203,6 +203,17 @@ export class SecretArena {
 
   // ---- windows: PROT_NONE except during the turn that uses a page -------------------------------------------
 
+  /** withBytes calls in progress, of any factory: pages are never closed under one. */
+  reads = 0;
+
+  /**
+   * For protect: 'per-access': closes every open page now, unless a withBytes is still running (its page must
+   * stay readable until it returns).
+   */
+  settle(): void {
+    if (this.reads === 0 && this.openRegions.length > 0) this.closeOpenRegions();
+  }
+
   ensureOpen(region: LockedRegion): void {
     if (region.isOpen) return;
     region.open();

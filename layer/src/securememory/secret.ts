@@ -18,6 +18,8 @@ export class Secret {
     private readonly arena: SecretArena,
     private readonly allocation: Allocation,
     private readonly onClose: (secret: Secret) => void,
+    /** protect: 'per-access': the page is made PROT_NONE again as soon as the last read returns. */
+    private readonly perAccess = false,
   ) {}
 
   get length(): number {
@@ -42,11 +44,15 @@ export class Secret {
     if (bytes === null || !allocation.region!.isOpen) bytes = this.arena.access(allocation);
     allocation.referenced = true;
     allocation.pins++;
+    const arena = this.arena;
+    arena.reads++;
     let result: T;
     try {
       result = fn(bytes);
     } finally {
+      arena.reads--;
       if (--allocation.pins === 0 && this.releasePending) this.release();
+      if (this.perAccess) arena.settle();
     }
     if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
       throw new SecureMemoryError(
@@ -62,7 +68,10 @@ export class Secret {
     if (this.closed) return;
     this.closed = true;
     if (this.allocation.pins > 0) this.releasePending = true;
-    else this.release();
+    else {
+      this.release();
+      if (this.perAccess) this.arena.settle();
+    }
   }
 
   private release(): void {

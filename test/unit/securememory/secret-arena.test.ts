@@ -144,3 +144,38 @@ describe('secrets larger than a page', () => {
     arena.shutdown();
   });
 });
+
+describe("protect: 'per-access'", () => {
+  test('pages are PROT_NONE as soon as the last read returns, and after create and close, in the same turn', () => {
+    const arena = new SecretArena({ logger: { warn: () => undefined } });
+    const factory = new SecretFactory({ arena, protect: 'per-access' });
+    const secret = factory.createFrom(pattern('pa'));
+    const address = (secret as unknown as { allocation: Allocation }).allocation.region!.address;
+    expect(mappingAt(address).perms).toBe('---p');
+    const inside = secret.withBytes((bytes) => {
+      const outer = mappingAt(address).perms;
+      // A nested read of another secret leaves this page readable until the outer read returns.
+      const other = factory.createRandom(32);
+      other.withBytes(() => undefined);
+      return [outer, mappingAt(address).perms, Buffer.from(bytes).equals(pattern('pa'))];
+    });
+    expect(inside).toEqual(['rw-p', 'rw-p', true]);
+    expect(mappingAt(address).perms).toBe('---p');
+    secret.close();
+    expect(mappingAt(address).perms).toBe('---p');
+    factory.close();
+    arena.shutdown();
+  });
+
+  test('a per-turn secret read around a per-access one keeps its page readable', () => {
+    const arena = new SecretArena({ logger: { warn: () => undefined } });
+    const perTurn = new SecretFactory({ arena }).createFrom(pattern('outer'));
+    const perAccess = new SecretFactory({ arena, protect: 'per-access' }).createFrom(pattern('inner'));
+    const ok = perTurn.withBytes((outer) => {
+      perAccess.withBytes(() => undefined);
+      return Buffer.from(outer).equals(pattern('outer')); // would be SIGSEGV if the page had been closed
+    });
+    expect(ok).toBe(true);
+    arena.shutdown();
+  });
+});

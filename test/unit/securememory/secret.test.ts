@@ -89,5 +89,6 @@ describe('Secret', () => {
   test('the mlock option is checked', () => {
     expect(() => new SecretFactory({ mlock: 'sometimes' as 'strict' })).toThrow(/mlock must be/);
     expect(() => new SecretFactory({ maxLockedBytes: 100 })).toThrow(/maxLockedBytes/);
+    expect(() => new SecretFactory({ protect: 'never' as 'per-turn' })).toThrow(/protect must be "per-turn" or "per-access"/);
   });
 });
