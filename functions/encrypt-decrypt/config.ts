@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from 'asherah-layer';
+import { checkKeyIdNames, ConfigError } from 'asherah-layer';
 
 export interface FunctionConfig {
   serviceName: string;
@@ -16,6 +16,8 @@ export interface FunctionConfig {
   tableName: string;
   dynamoDbEndpoint: string | undefined;
   regionSuffix: boolean;
+  /** ASHERAH_LEGACY_KEY_ID_NAMES: accept names that can make key ids collide (docs/partitions.md). */
+  legacyKeyIdNames: boolean;
   kms: 'static' | 'aws';
   /** Region → key ARN (one entry for ASHERAH_KMS_KEY_ARN). */
   regionMap: Record<string, string>;
@@ -31,6 +33,12 @@ export interface FunctionConfig {
 }
 
 const LOCAL_DIR = '.local';
+const ENV_NAMES = {
+  service: 'ASHERAH_SERVICE_NAME',
+  product: 'ASHERAH_PRODUCT_ID',
+  suffix: 'the region suffix (AWS_REGION, with ASHERAH_REGION_SUFFIX)',
+  optIn: 'ASHERAH_LEGACY_KEY_ID_NAMES=true',
+};
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): FunctionConfig {
   const inLambda = Boolean(env.AWS_LAMBDA_FUNCTION_NAME);
@@ -94,14 +102,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const sqlitePath = env.ASHERAH_SQLITE_PATH || path.join(cwd, LOCAL_DIR, 'metastore.db');
   if (metastore === 'sqlite' && !env.ASHERAH_SQLITE_PATH) mkdirSync(path.dirname(sqlitePath), { recursive: true });
 
+  const serviceName = env.ASHERAH_SERVICE_NAME || 'asherah-starter';
+  const productId = env.ASHERAH_PRODUCT_ID || 'encrypt-decrypt';
+  const legacyKeyIdNames = bool(env, 'ASHERAH_LEGACY_KEY_ID_NAMES');
+  checkKeyIdNames(serviceName, productId, undefined, legacyKeyIdNames, ENV_NAMES);
+
   return {
-    serviceName: env.ASHERAH_SERVICE_NAME || 'asherah-starter',
-    productId: env.ASHERAH_PRODUCT_ID || 'encrypt-decrypt',
+    serviceName,
+    productId,
     metastore,
     sqlitePath,
     tableName: env.ASHERAH_METASTORE_TABLE_NAME || 'EncryptionKey',
     dynamoDbEndpoint: env.ASHERAH_DYNAMODB_ENDPOINT || undefined,
     regionSuffix: bool(env, 'ASHERAH_REGION_SUFFIX'),
+    legacyKeyIdNames,
     kms,
     regionMap,
     preferredRegion,

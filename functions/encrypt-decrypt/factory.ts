@@ -38,6 +38,7 @@ export async function createFactory(config: FunctionConfig, logger: WarnLogger):
       metastore,
       kms,
       secrets,
+      legacyKeyIdNames: config.legacyKeyIdNames,
     });
     return {
       factory,
@@ -60,7 +61,11 @@ async function buildMetastore(config: FunctionConfig, closers: Array<() => unkno
   }
   const client = new DynamoDBClient(config.dynamoDbEndpoint ? { endpoint: config.dynamoDbEndpoint } : {});
   closers.push(() => client.destroy());
-  return DynamoDbMetastore.create(client, { tableName: config.tableName, regionSuffix: config.regionSuffix });
+  return DynamoDbMetastore.create(client, {
+    tableName: config.tableName,
+    regionSuffix: config.regionSuffix,
+    legacyKeyIdNames: config.legacyKeyIdNames,
+  });
 }
 
 function buildKms(

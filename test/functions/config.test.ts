@@ -21,6 +21,18 @@ describe('function config', () => {
     expect(loadConfig({}, dir).staticMasterKeyHex).toBe(config.staticMasterKeyHex);
   });
 
+  test('names that can make key ids collide are refused, naming the variable and the opt-in', () => {
+    expect(() => loadConfig({ ASHERAH_SERVICE_NAME: 'eu_billing' }, dir)).toThrow(ConfigError);
+    expect(() => loadConfig({ ASHERAH_SERVICE_NAME: 'eu_billing' }, dir)).toThrow(
+      /ASHERAH_SERVICE_NAME "eu_billing" contains "_".*ASHERAH_LEGACY_KEY_ID_NAMES=true/,
+    );
+    expect(() => loadConfig({ ASHERAH_PRODUCT_ID: 'eu-west-1' }, dir)).toThrow(/ASHERAH_PRODUCT_ID "eu-west-1" has the shape/);
+    expect(loadConfig({ ASHERAH_SERVICE_NAME: 'eu_billing', ASHERAH_LEGACY_KEY_ID_NAMES: 'true' }, dir)).toMatchObject({
+      serviceName: 'eu_billing',
+      legacyKeyIdNames: true,
+    });
+  });
+
   test('inside Lambda the defaults are DynamoDB and AWS KMS, and the key ARN is required', () => {
     const env = { AWS_LAMBDA_FUNCTION_NAME: 'f', AWS_REGION: 'us-west-2' };
     expect(() => loadConfig(env, dir)).toThrow(/set ASHERAH_KMS_KEY_ARN/);

@@ -38,6 +38,7 @@ export function setup(config: AsherahConfig): void {
       kms,
       policy: policyFromConfig(checked),
       secrets,
+      legacyKeyIdNames: checked.LegacyKeyIdNames === true,
     });
     current = { factory, kms, closeMetastore: built.close, secrets };
   } catch (err) {

@@ -8,6 +8,7 @@ import type { SecretFactory } from '../securememory/secret-factory.js';
 import { createRequire } from 'node:module';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CryptoPolicy } from './crypto-policy.js';
+import { checkKeyIdNames, type NameSource } from './key-ids.js';
 import { AwsKms, DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms.js';
 import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
 import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
@@ -41,6 +42,11 @@ export interface AsherahConfig {
   /** Seconds. Default 7200. */
   SessionCacheDuration?: number;
   Verbose?: boolean;
+  /**
+   * Accept a ServiceName, ProductID or region suffix that can make key ids of different services or partitions
+   * the same string (docs/partitions.md). Only for existing deployments whose records already use such names.
+   */
+  LegacyKeyIdNames?: boolean;
 }
 
 type Kind = 'string' | 'boolean' | 'number' | 'object';
@@ -63,6 +69,14 @@ const KEYS: Record<keyof AsherahConfig, Kind> = {
   SessionCacheMaxSize: 'number',
   SessionCacheDuration: 'number',
   Verbose: 'boolean',
+  LegacyKeyIdNames: 'boolean',
+};
+
+const CONFIG_NAMES: NameSource = {
+  service: 'config key ServiceName',
+  product: 'config key ProductID',
+  suffix: 'the region suffix (DynamoDBRegion, with EnableRegionSuffix)',
+  optIn: 'LegacyKeyIdNames: true',
 };
 
 /** Checks every key and value; returns the config typed. */
@@ -97,6 +111,8 @@ export function validateConfig(input: unknown): AsherahConfig {
       throw new ConfigError(`config key ${seconds} must be a positive number of seconds`);
     }
   }
+  // The region suffix is known only once the metastore is built; DynamoDbMetastore checks it.
+  checkKeyIdNames(record.ServiceName as string, record.ProductID as string, undefined, record.LegacyKeyIdNames === true, CONFIG_NAMES);
   const maxSize = record.SessionCacheMaxSize;
   if (maxSize !== undefined && maxSize !== null && !(Number.isSafeInteger(maxSize) && (maxSize as number) > 0)) {
     throw new ConfigError('config key SessionCacheMaxSize must be a positive integer');
@@ -153,6 +169,7 @@ export function metastoreFromConfig(config: AsherahConfig): { metastore: Metasto
           tableName: config.DynamoDBTableName ?? undefined,
           // Go's WithRegionSuffix(true): the DynamoDB client's region (asherah-spec §1.2).
           regionSuffix: config.EnableRegionSuffix ? region : undefined,
+          legacyKeyIdNames: config.LegacyKeyIdNames ?? undefined,
         });
         return { metastore, close: () => client.destroy() };
       } catch (err) {

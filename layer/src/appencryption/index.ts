@@ -40,3 +40,4 @@ export {
   getSessionFactory,
 } from './asherah-api.js';
 export type { AsherahConfig } from './config.js';
+export { checkKeyIdNames, isRegionName } from './key-ids.js';

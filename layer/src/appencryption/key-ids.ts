@@ -1,16 +1,33 @@
 import { ConfigError } from '../errors.js';
 
-// Key ids and key timestamps exactly as upstream builds them (asherah-spec §1.2, §1.3; Go partition.go, Java
-// Partition.java / SuffixedPartition.java). The parts are concatenated as they are, with no escaping or
-// validation of '_', so ids of different partitions can collide (e.g. partition "a_b" + service "c" and partition
-// "a" + service "b_c"); that is upstream's format, kept for compatibility.
+// Key ids and key timestamps as upstream builds them (docs/partitions.md; Go partition.go, Java Partition.java /
+// SuffixedPartition.java): `_SK_{service}_{product}[_{suffix}]` and `_IK_{partition}_{service}_{product}[_{suffix}]`,
+// the parts joined with '_' and never escaped. Upstream accepts any names, so ids of different tuples can be the
+// same string: service "billing" + partition "acme_eu" and service "eu_billing" + partition "acme" both make
+// `_IK_acme_eu_billing_prod`, one metastore row for two tenants. We keep the format (records stay readable by every
+// implementation) and refuse the names that make it ambiguous instead:
+//   - service and product contain no '_';
+//   - a region suffix is an AWS region name (us-west-2, us-gov-east-1, ...), so it contains no '_' either;
+//   - a product is not shaped like a region name.
+// Then an id parses one way only, from the right: if its last part is region-shaped it is the suffix (no product
+// can be), the two parts before it are product and service, and what remains is the partition, which may hold
+// any character. Deployments whose records already use other names opt in with `legacyKeyIdNames` and keep
+// upstream's behaviour, collisions included.
 
 const SK_PREFIX = '_SK_';
 const IK_PREFIX = '_IK_';
 
+/** An AWS region name: two letters, hyphen-joined words, a number (us-west-2, us-gov-east-1, eu-isoe-west-1). */
+const REGION_NAME = /^[a-z]{2}(?:-[a-z]+)+-[0-9]+$/;
+
+/** Whether `name` has the shape of an AWS region name. */
+export function isRegionName(name: string): boolean {
+  return REGION_NAME.test(name);
+}
+
 /** `_SK_{service}_{product}`, or `_SK_{service}_{product}_{suffix}` with a region suffix. */
 export function systemKeyId(service: string, product: string, suffix?: string): string {
-  checkNames(service, product);
+  checkNonEmpty(service, product);
   const id = `${SK_PREFIX}${service}_${product}`;
   return hasSuffix(suffix) ? `${id}_${suffix}` : id;
 }
@@ -18,16 +35,17 @@ export function systemKeyId(service: string, product: string, suffix?: string): 
 /** `_IK_{partition}_{service}_{product}`, or `…_{suffix}` with a region suffix. */
 export function intermediateKeyId(partition: string, service: string, product: string, suffix?: string): string {
   checkPartition(partition);
-  checkNames(service, product);
+  checkNonEmpty(service, product);
   const id = `${IK_PREFIX}${partition}_${service}_${product}`;
   return hasSuffix(suffix) ? `${id}_${suffix}` : id;
 }
 
 /**
- * Whether a session for this partition may decrypt a record whose ParentKeyMeta.KeyId is `id` (Go
- * `IsValidIntermediateKeyID`, spec §1.2). Without a suffix: only the exact IK id. With a suffix: the exact
- * suffixed id, or any id that starts with the unsuffixed IK id, so that a record written in another region (with
- * that region's suffix) still decrypts. Like upstream, this is a plain string-prefix test.
+ * Whether a session for this partition may decrypt a record whose ParentKeyMeta.KeyId is `id`: its own IK id
+ * exactly; with a region suffix also the unsuffixed id, or the unsuffixed id followed by `_` and one region name,
+ * so that the partition's records written in other regions still decrypt. Upstream (Go `IsValidIntermediateKeyID`,
+ * Java `startsWith`) accepts any id that starts with the unsuffixed one, which lets partition `alice` read
+ * partition `alice_svc_prod_x`'s records; we do not.
  */
 export function isValidIntermediateKeyId(
   id: string,
@@ -37,8 +55,80 @@ export function isValidIntermediateKeyId(
   suffix?: string,
 ): boolean {
   const unsuffixed = intermediateKeyId(partition, service, product);
-  if (!hasSuffix(suffix)) return id === unsuffixed;
-  return id === `${unsuffixed}_${suffix}` || id.startsWith(unsuffixed);
+  if (id === unsuffixed) return true;
+  if (!hasSuffix(suffix)) return false;
+  if (id.length <= unsuffixed.length + 1 || !id.startsWith(unsuffixed) || id[unsuffixed.length] !== '_') return false;
+  const tail = id.slice(unsuffixed.length + 1);
+  // The session's own suffix is accepted whatever its shape (a legacy deployment may use any suffix).
+  return tail === suffix || isRegionName(tail);
+}
+
+/** Where a name came from, for the error message. */
+export interface NameSource {
+  service: string;
+  product: string;
+  suffix: string;
+  optIn: string;
+}
+
+const SDK_NAMES: NameSource = {
+  service: 'the service name (serviceName, ServiceName in AsherahConfig)',
+  product: 'the product id (productId, ProductID in AsherahConfig)',
+  suffix: 'the region suffix (the metastore\'s regionSuffix)',
+  optIn: 'legacyKeyIdNames: true (LegacyKeyIdNames in AsherahConfig)',
+};
+
+/**
+ * Refuses a service, product or region suffix that would make key ids ambiguous (see the top of this file), with a
+ * ConfigError that explains the collision. `legacy` skips the rule (the documented opt-in); empty names are
+ * refused either way.
+ */
+export function checkKeyIdNames(
+  service: string,
+  product: string,
+  suffix: string | undefined,
+  legacy: boolean,
+  names: NameSource = SDK_NAMES,
+): void {
+  checkNonEmpty(service, product, names);
+  if (legacy) return;
+  const fix = `; existing deployments whose records already use such names can set ${names.optIn} (see docs/partitions.md)`;
+  if (service.includes('_')) {
+    throw new ConfigError(
+      `${names.service} ${JSON.stringify(service)} contains "_": key ids join names with "_", so another service ` +
+        'could share this service\'s intermediate keys (service "billing" with partition "acme_eu" and service ' +
+        '"eu_billing" with partition "acme" both make _IK_acme_eu_billing_<product>) and read its records; use "-" ' +
+        `instead${fix}`,
+    );
+  }
+  if (product.includes('_')) {
+    throw new ConfigError(
+      `${names.product} ${JSON.stringify(product)} contains "_": key ids join names with "_", so the ids of ` +
+        `another service or partition could be the same string and share its keys; use "-" instead${fix}`,
+    );
+  }
+  if (isRegionName(product)) {
+    throw new ConfigError(
+      `${names.product} ${JSON.stringify(product)} has the shape of an AWS region name, which key ids reserve for ` +
+        'the region suffix (_IK_x_a_b_us-west-2 would be both partition "x_a" of product "us-west-2" and partition ' +
+        `"x" of product "b" in us-west-2); choose another product id${fix}`,
+    );
+  }
+  checkRegionSuffix(suffix, false, names);
+}
+
+/** Refuses a region suffix that is not an AWS region name (unless `legacy`); see checkKeyIdNames. */
+export function checkRegionSuffix(
+  suffix: string | undefined,
+  legacy: boolean,
+  names: Pick<NameSource, 'suffix' | 'optIn'> = SDK_NAMES,
+): void {
+  if (legacy || !hasSuffix(suffix) || isRegionName(suffix)) return;
+  throw new ConfigError(
+    `${names.suffix} ${JSON.stringify(suffix)} is not an AWS region name (like us-west-2): a suffix of another ` +
+      'shape could be read as part of another partition\'s key id; use the region of the DynamoDB table; ' +
+      `existing deployments whose records already use this suffix can set ${names.optIn} (see docs/partitions.md)`,
+  );
 }
 
 /**
@@ -59,12 +149,12 @@ function hasSuffix(suffix: string | undefined): suffix is string {
   return suffix !== undefined && suffix !== '';
 }
 
-function checkNames(service: string, product: string): void {
+function checkNonEmpty(service: string, product: string, names: NameSource = SDK_NAMES): void {
   if (typeof service !== 'string' || service === '') {
-    throw new ConfigError('the service name (serviceName, ServiceName in AsherahConfig) must be a non-empty string');
+    throw new ConfigError(`${names.service} must be a non-empty string`);
   }
   if (typeof product !== 'string' || product === '') {
-    throw new ConfigError('the product id (productId, ProductID in AsherahConfig) must be a non-empty string');
+    throw new ConfigError(`${names.product} must be a non-empty string`);
   }
 }
 

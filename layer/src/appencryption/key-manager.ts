@@ -10,7 +10,7 @@ import { CryptoKey } from './crypto-key.js';
 import type { CryptoPolicy } from './crypto-policy.js';
 import { KeyNotFoundError } from './errors.js';
 import { KeyCache } from './key-cache.js';
-import { intermediateKeyId, systemKeyId } from './key-ids.js';
+import { checkKeyIdNames, intermediateKeyId, systemKeyId } from './key-ids.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, KeyManagementService, Metastore } from './ports.js';
 import type { EnvelopeKeyRecord, KeyMeta } from './record-codec.js';
@@ -34,6 +34,8 @@ export interface KeyManagerDeps {
   secrets: SecretFactory;
   metrics: Metrics;
   clock: Clock;
+  /** Accept names that can make key ids collide (key-ids.ts): only for deployments whose records use them. */
+  legacyKeyIdNames?: boolean;
 }
 
 export class KeyManager {
@@ -70,8 +72,8 @@ export class KeyManager {
       deps.clock,
       deps.metrics,
     );
-    // Validates service and product once (ConfigError on empty ones).
-    systemKeyId(this.serviceName, this.productId, this.suffix);
+    // Every name of the key ids is checked once, here, where service, product and suffix meet.
+    checkKeyIdNames(this.serviceName, this.productId, this.suffix, deps.legacyKeyIdNames === true);
   }
 
   partition(id: string): Partition {

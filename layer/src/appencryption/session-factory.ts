@@ -21,6 +21,11 @@ export interface SessionFactoryConfig {
   /** Secure memory: a factory to use, or options for the one made here (e.g. `{ mlock: 'best-effort' }`). */
   secrets?: SecretFactory | SecretFactoryOptions;
   clock?: Clock;
+  /**
+   * Accept a service, product or region suffix that can make key ids of different services or partitions the
+   * same string (docs/partitions.md). Only for existing deployments whose records already use such names.
+   */
+  legacyKeyIdNames?: boolean;
 }
 
 export interface FactoryMetrics extends MetricsSnapshot {
@@ -65,6 +70,7 @@ export class SessionFactory {
       secrets: this.secrets,
       metrics: new Metrics(config.metrics),
       clock: this.clock,
+      legacyKeyIdNames: config.legacyKeyIdNames,
     });
   }
 

@@ -66,6 +66,17 @@ describe('asherah-node compatible functions', () => {
     }
   });
 
+  test('LegacyKeyIdNames keeps names that upstream accepts, for deployments whose records already use them', async () => {
+    setup({ ...base, ServiceName: 'eu_billing', ProductID: 'my_product', LegacyKeyIdNames: true });
+    try {
+      const drr = JSON.parse(await encryptStringAsync('acme', 'x'));
+      expect(drr.Key.ParentKeyMeta.KeyId).toBe('_IK_acme_eu_billing_my_product');
+      expect(await decryptStringAsync('acme', JSON.stringify(drr))).toBe('x');
+    } finally {
+      await shutdownAsync();
+    }
+  });
+
   test.each([
     [{ ...base, ServiceName: '' }, /ServiceName is required/],
     [{ ...base, Metastore: undefined }, /Metastore is required/],
@@ -77,6 +88,9 @@ describe('asherah-node compatible functions', () => {
     [{ ...base, serviceName: 'x' }, /unknown config key "serviceName"; did you mean ServiceName\?/],
     [{ ...base, Metastore: 'sqlite' }, /ConnectionString is required/],
     ['{not json', /not valid JSON/],
+    [{ ...base, ServiceName: 'eu_billing' }, /config key ServiceName "eu_billing" contains "_".*LegacyKeyIdNames: true/],
+    [{ ...base, ProductID: 'us-west-2' }, /config key ProductID "us-west-2" has the shape of an AWS region name/],
+    [{ ...base, LegacyKeyIdNames: 'yes' }, /LegacyKeyIdNames must be a boolean/],
   ])('a bad config is a ConfigError naming the key (%#)', (config, message) => {
     expect(() => setup(config as AsherahConfig)).toThrow(ConfigError);
     expect(() => setup(config as AsherahConfig)).toThrow(message);

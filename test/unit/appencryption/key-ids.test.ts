@@ -1,5 +1,7 @@
 import {
+  checkKeyIdNames,
   intermediateKeyId,
+  isRegionName,
   isKeyId,
   isValidIntermediateKeyId,
   systemKeyId,
@@ -23,9 +25,9 @@ describe('key ids (asherah-spec §1.2)', () => {
     expect(intermediateKeyId('id', 's', 'p', '')).toBe('_IK_id_s_p');
   });
 
-  it('concatenates parts unescaped, like upstream, so underscores can make ids collide', () => {
-    expect(intermediateKeyId('a_b', 'c', 'd')).toBe(intermediateKeyId('a', 'b_c', 'd'));
+  it('concatenates parts unescaped, like upstream (the names are checked where they enter instead)', () => {
     expect(intermediateKeyId('<&>', 's', 'p')).toBe('_IK_<&>_s_p');
+    expect(intermediateKeyId('a_b', 's', 'p', 'us-west-2')).toBe('_IK_a_b_s_p_us-west-2');
   });
 
   it('rejects an empty partition, service or product with ConfigError', () => {
@@ -46,16 +48,55 @@ describe('isValidIntermediateKeyId (decrypt-side partition check)', () => {
     expect(isValidIntermediateKeyId('_IK_p_s_pro', 'p', 's', 'prod')).toBe(false);
   });
 
-  it('with a suffix, accepts the suffixed id and any id starting with the unsuffixed one (other regions)', () => {
+  it('with a suffix, accepts its own id, unsuffixed or followed by one region name (records of other regions)', () => {
     expect(isValidIntermediateKeyId('_IK_p_s_prod_us-west-2', 'p', 's', 'prod', 'us-west-2')).toBe(true);
     expect(isValidIntermediateKeyId('_IK_p_s_prod_eu-west-1', 'p', 's', 'prod', 'us-west-2')).toBe(true);
+    expect(isValidIntermediateKeyId('_IK_p_s_prod_us-gov-east-1', 'p', 's', 'prod', 'us-west-2')).toBe(true);
     expect(isValidIntermediateKeyId('_IK_p_s_prod', 'p', 's', 'prod', 'us-west-2')).toBe(true);
     expect(isValidIntermediateKeyId('_IK_other_s_prod_us-west-2', 'p', 's', 'prod', 'us-west-2')).toBe(false);
   });
 
-  it('is a plain prefix test with a suffix, as upstream: a longer product name also passes', () => {
-    // Go strings.Index(id, unsuffixed) == 0 and Java startsWith behave the same way.
-    expect(isValidIntermediateKeyId('_IK_p_s_product2', 'p', 's', 'product', 'us-west-2')).toBe(true);
+  it("with a suffix, refuses what upstream's prefix test lets through: other partitions and longer products", () => {
+    // Go strings.Index(id, unsuffixed) == 0 and Java startsWith accept all of these.
+    expect(isValidIntermediateKeyId('_IK_alice_svc_prod_x_svc_prod', 'alice', 'svc', 'prod', 'us-west-2')).toBe(false);
+    expect(isValidIntermediateKeyId('_IK_alice_svc_prod_svc_prod', 'alice', 'svc', 'prod', 'us-west-2')).toBe(false);
+    expect(isValidIntermediateKeyId('_IK_p_s_product2', 'p', 's', 'product', 'us-west-2')).toBe(false);
+    expect(isValidIntermediateKeyId('_IK_p_s_prod_', 'p', 's', 'prod', 'us-west-2')).toBe(false);
+    expect(isValidIntermediateKeyId('_IK_p_s_prod_us-west-2_us-west-2', 'p', 's', 'prod', 'us-west-2')).toBe(false);
+    expect(isValidIntermediateKeyId('_IK_p_s_prod_US-WEST-2', 'p', 's', 'prod', 'us-west-2')).toBe(false);
+  });
+
+  it('accepts a legacy deployment\'s own suffix whatever its shape, and only region names besides', () => {
+    expect(isValidIntermediateKeyId('_IK_p_s_prod_primary', 'p', 's', 'prod', 'primary')).toBe(true);
+    expect(isValidIntermediateKeyId('_IK_p_s_prod_secondary', 'p', 's', 'prod', 'primary')).toBe(false);
+  });
+});
+
+describe('checkKeyIdNames: names whose key ids cannot collide', () => {
+  it('refuses "_" in the service or product, a region-shaped product and a suffix that is not a region', () => {
+    expect(() => checkKeyIdNames('eu_billing', 'prod', undefined, false)).toThrow(ConfigError);
+    expect(() => checkKeyIdNames('eu_billing', 'prod', undefined, false)).toThrow(
+      /service name \(serviceName, ServiceName in AsherahConfig\) "eu_billing" contains "_".*_IK_acme_eu_billing_<product>.*legacyKeyIdNames: true/,
+    );
+    expect(() => checkKeyIdNames('svc', 'my_product', undefined, false)).toThrow(/product id .* "my_product" contains "_"/);
+    expect(() => checkKeyIdNames('svc', 'us-west-2', undefined, false)).toThrow(/has the shape of an AWS region name/);
+    expect(() => checkKeyIdNames('svc', 'prod', 'primary', false)).toThrow(/"primary" is not an AWS region name/);
+    expect(() => checkKeyIdNames('svc', 'prod', 'us_west_2', false)).toThrow(ConfigError);
+  });
+
+  it('accepts hyphenated names and real region names, including GovCloud, ISO and China regions', () => {
+    for (const suffix of ['us-west-2', 'us-gov-east-1', 'us-iso-east-1', 'eu-isoe-west-1', 'cn-north-1', 'ap-southeast-7']) {
+      expect(() => checkKeyIdNames('asherah-starter', 'encrypt-decrypt', suffix, false)).not.toThrow();
+      expect(isRegionName(suffix)).toBe(true);
+    }
+    for (const name of ['us-west', 'west-2', 'us_west_2', 'US-WEST-2', 'us-west-2a', 'u-west-2', '']) {
+      expect(isRegionName(name)).toBe(false);
+    }
+  });
+
+  it('lets a legacy deployment keep its names with the opt-in, but never empty ones', () => {
+    expect(() => checkKeyIdNames('eu_billing', 'us-west-2', 'primary', true)).not.toThrow();
+    expect(() => checkKeyIdNames('', 'prod', undefined, true)).toThrow(/must be a non-empty string/);
   });
 });
 

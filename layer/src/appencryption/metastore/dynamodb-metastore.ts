@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigError } from '../../errors.js';
 import { InvalidRecordError, MetastoreError } from '../errors.js';
+import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
 
@@ -38,6 +39,11 @@ function createTableHint(tableName: string): string {
   );
 }
 
+const SUFFIX_NAMES = {
+  suffix: 'DynamoDbMetastore regionSuffix',
+  optIn: 'legacyKeyIdNames: true in the DynamoDbMetastore options (LegacyKeyIdNames in AsherahConfig)',
+};
+
 type DynamoDbSdk = Pick<typeof import('@aws-sdk/client-dynamodb'), 'GetItemCommand' | 'PutItemCommand' | 'QueryCommand'>;
 type Item = Record<string, AttributeValue>;
 
@@ -50,6 +56,8 @@ export interface DynamoDbMetastoreOptions {
    * `WithRegionSuffix(true)` (v2) does; resolving it is asynchronous, so `true` needs `DynamoDbMetastore.create`.
    */
   regionSuffix?: boolean | string;
+  /** Accept a suffix that is not an AWS region name (docs/partitions.md); only for existing deployments. */
+  legacyKeyIdNames?: boolean;
 }
 
 export class DynamoDbMetastore implements Metastore {
@@ -114,6 +122,7 @@ export class DynamoDbMetastore implements Metastore {
       );
     }
     this.suffix = typeof regionSuffix === 'string' ? regionSuffix : undefined;
+    checkRegionSuffix(this.suffix, options.legacyKeyIdNames === true, SUFFIX_NAMES);
     this.sdk = loadSdk();
   }
 

@@ -1,3 +1,4 @@
+import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import type { EnvelopeKeyRecord } from '../record-codec.js';
 
@@ -8,6 +9,8 @@ import type { EnvelopeKeyRecord } from '../record-codec.js';
 export interface MemoryMetastoreOptions {
   /** Reported by regionSuffix(), to exercise suffixed key ids (asherah-spec §1.2) without DynamoDB. */
   regionSuffix?: string;
+  /** Accept a suffix that is not an AWS region name (docs/partitions.md). */
+  legacyKeyIdNames?: boolean;
 }
 
 /** One stored row, as returned by `MemoryMetastore.rows()`. */
@@ -22,6 +25,10 @@ export class MemoryMetastore implements Metastore {
   private readonly suffix: string | undefined;
 
   constructor(options: MemoryMetastoreOptions = {}) {
+    checkRegionSuffix(options.regionSuffix, options.legacyKeyIdNames === true, {
+      suffix: 'MemoryMetastore regionSuffix',
+      optIn: 'legacyKeyIdNames: true in the MemoryMetastore options',
+    });
     this.suffix = options.regionSuffix;
   }
 
