@@ -8,6 +8,7 @@ import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { EncryptCommand, KMSClient } from '@aws-sdk/client-kms';
 import {
   AsherahError,
+  ClosedError,
   ConfigError,
   InvalidRecordError,
   KmsError,
@@ -560,6 +561,29 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
       expect(kms.regions).toEqual([EAST, WEST, EU]);
       expect(kms.preferredRegion).toBe(EAST);
     });
+  });
+
+  it('used after its own close(), or closed while a call is in flight, fails with ClosedError', async () => {
+    const secrets = new SecretFactory();
+    cleanups.push(() => secrets.close());
+    // Clients made by a function are the adapter's own: close() destroys them, cutting the call in flight.
+    const kms = new AwsKms({
+      regionMap: mapOf(WEST),
+      preferredRegion: WEST,
+      clients: (region) =>
+        new KMSClient({ region, endpoint: servers[region].endpoint, credentials: CREDENTIALS, maxAttempts: 1 }),
+      secrets,
+    });
+    const sk = secrets.createRandom(32);
+    const wrapped = await kms.encryptKey(sk);
+    servers[WEST].slow(200);
+    const inFlight = kms.decryptKey(wrapped, secrets);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    kms.close();
+    await expect(inFlight).rejects.toThrow(ClosedError);
+    await expect(kms.encryptKey(sk)).rejects.toThrow(/the AwsKms was closed/);
+    await expect(kms.decryptKey(wrapped, secrets)).rejects.toThrow(ClosedError);
+    sk.close();
   });
 
   it('works with KMSClients the caller builds and injects', async () => {

@@ -7,7 +7,7 @@ import { SecretFactory } from '../securememory/secret-factory.js';
 import { kmsFromConfig, metastoreFromConfig, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
 import type { KeyManagementService, Metastore } from './ports.js';
 import { decodeDataRowRecord, encodeDataRowRecord } from './record-codec.js';
-import { SessionFactory } from './session-factory.js';
+import { SessionFactory, type CloseOptions } from './session-factory.js';
 
 interface Configured {
   factory: SessionFactory;
@@ -81,25 +81,35 @@ export async function decryptStringAsync(partitionId: string, drrJson: string): 
   return (await decryptAsync(partitionId, drrJson)).toString('utf8');
 }
 
-/** Zeroes every key and closes the metastore. Safe to call when not set up. */
+/**
+ * Wipes every key and closes the KMS and metastore, at once: encrypts and decrypts still running fail with
+ * ClosedError. Safe to call when not set up. Prefer `await shutdownAsync()`, which lets them finish first.
+ */
 export function shutdown(): void {
   const was = current;
   current = undefined;
   if (was === undefined) return;
-  void was.factory.close();
+  void was.factory.close({ timeoutMs: 0 }); // wipes synchronously
   void was.kms.close?.();
   was.closeMetastore();
   was.secrets.close();
 }
 
-export async function shutdownAsync(): Promise<void> {
+/**
+ * Lets encrypts and decrypts already started finish (up to `timeoutMs`, default 5000), then wipes every key and
+ * closes the KMS and metastore; what is still running then fails with ClosedError. New calls fail at once.
+ */
+export async function shutdownAsync(options: CloseOptions = {}): Promise<void> {
   const was = current;
   current = undefined;
   if (was === undefined) return;
-  await was.factory.close();
-  await was.kms.close?.();
-  was.closeMetastore();
-  was.secrets.close();
+  try {
+    await was.factory.close(options);
+  } finally {
+    await was.kms.close?.();
+    was.closeMetastore();
+    was.secrets.close();
+  }
 }
 
 /** The factory behind the module functions (for metrics), if set up. */

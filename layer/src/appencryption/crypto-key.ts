@@ -24,6 +24,12 @@ export class CryptoKey {
     if (--this.refs <= 0 && this.retired) this.secret.close();
   }
 
+  /** Zeroes the key now, even if an operation holds it: that operation's next use of it is a typed error. */
+  wipe(): void {
+    this.retired = true;
+    this.secret.close();
+  }
+
   /** No cache holds the key any more: zero it once nobody uses it. */
   retire(): void {
     this.retired = true;

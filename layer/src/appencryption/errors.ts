@@ -51,3 +51,15 @@ export class EventValidationError extends AsherahError {
     this.name = 'EventValidationError';
   }
 }
+
+/**
+ * The object was closed: a SessionFactory (close(), or shutdown()/shutdownAsync() of the module functions) and
+ * every session it made, a Session, or a KMS adapter. Keys it held were wiped. Operations started before an
+ * awaited close() finish first (up to its timeout); what cannot finish fails with this error.
+ */
+export class ClosedError extends AsherahError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ClosedError';
+  }
+}

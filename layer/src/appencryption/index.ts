@@ -1,5 +1,13 @@
-export { InvalidRecordError, DecryptError, KeyNotFoundError, KmsError, MetastoreError, EventValidationError } from './errors.js';
-export { SessionFactory, type SessionFactoryConfig, type FactoryMetrics } from './session-factory.js';
+export {
+  InvalidRecordError,
+  DecryptError,
+  KeyNotFoundError,
+  KmsError,
+  MetastoreError,
+  EventValidationError,
+  ClosedError,
+} from './errors.js';
+export { SessionFactory, type SessionFactoryConfig, type FactoryMetrics, type CloseOptions } from './session-factory.js';
 export { Session } from './session.js';
 export { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
 export type { MetricName, MetricsHook, MetricsSnapshot } from './metrics.js';

@@ -65,10 +65,10 @@ export class KeyCache {
     return this.getLatest(id) ?? this.loadShared(`latest\u0000${id}`, load, id, true);
   }
 
-  /** Retires every key (each is zeroed as soon as no operation holds it). */
+  /** Wipes every key now, held or not (the factory closes it only once started operations ended or timed out). */
   close(): void {
     this.closed = true;
-    for (const entry of this.entries.values()) entry.key.retire();
+    for (const entry of this.entries.values()) entry.key.wipe();
     this.entries.clear();
     this.latest.clear();
   }

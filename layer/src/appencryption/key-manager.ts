@@ -10,6 +10,7 @@ import { CryptoKey } from './crypto-key.js';
 import type { CryptoPolicy } from './crypto-policy.js';
 import { KeyNotFoundError } from './errors.js';
 import { KeyCache } from './key-cache.js';
+import type { Lifecycle } from './lifecycle.js';
 import { checkKeyIdNames, intermediateKeyId, systemKeyId } from './key-ids.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, KeyManagementService, Metastore } from './ports.js';
@@ -34,6 +35,8 @@ export interface KeyManagerDeps {
   secrets: SecretFactory;
   metrics: Metrics;
   clock: Clock;
+  /** The owning factory's: no metastore or KMS call starts once it is closed. */
+  lifecycle: Lifecycle;
   /** Accept names that can make key ids collide (key-ids.ts): only for deployments whose records use them. */
   legacyKeyIdNames?: boolean;
 }
@@ -45,6 +48,7 @@ export class KeyManager {
   readonly policy: CryptoPolicy;
   readonly clock: Clock;
   readonly metrics: Metrics;
+  readonly lifecycle: Lifecycle;
   private readonly metastore: Metastore;
   private readonly kms: KeyManagementService;
   private readonly systemKeys: KeyCache;
@@ -60,6 +64,7 @@ export class KeyManager {
     this.secrets = deps.secrets;
     this.metrics = deps.metrics;
     this.clock = deps.clock;
+    this.lifecycle = deps.lifecycle;
     const suffix = deps.metastore.regionSuffix?.();
     this.suffix = suffix === '' ? undefined : suffix;
     const p = deps.policy;
@@ -172,6 +177,7 @@ export class KeyManager {
     const secret = this.secrets.createRandom(KEY_BYTES);
     let stored: boolean;
     try {
+      this.lifecycle.checkNotClosed();
       this.metrics.increment('kms.encryptKey');
       const encryptedKey = await this.kms.encryptKey(secret);
       stored = await this.store(partition.systemKeyId, created, { created, encryptedKey });
@@ -231,6 +237,7 @@ export class KeyManager {
   // ---- helpers --------------------------------------------------------------------------------------------------
 
   private async decryptSystemKey(record: EnvelopeKeyRecord): Promise<CryptoKey> {
+    this.lifecycle.checkNotClosed();
     this.metrics.increment('kms.decryptKey');
     const secret = await this.kms.decryptKey(record.encryptedKey, this.secrets);
     return new CryptoKey(secret, record.created, record.revoked === true);
@@ -245,22 +252,27 @@ export class KeyManager {
     return record.revoked !== true && !this.policy.isExpired(record.created, this.clock.now());
   }
 
+  // Each metastore call first checks that the factory is still open: a load that was waiting when it closed must
+  // not go on to read (or create and store) keys nobody will use.
   private load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
+    this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.load');
     return this.metastore.load(id, created);
   }
 
   private loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
+    this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.loadLatest');
     return this.metastore.loadLatest(id);
   }
 
   private store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
+    this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.store');
     return this.metastore.store(id, created, record);
   }
 
-  /** Retires every cached key: each is zeroed once no operation holds it. */
+  /** Wipes every cached key, even one an unfinished operation holds (it then fails with ClosedError). */
   close(): void {
     this.intermediateKeys.close();
     this.systemKeys.close();

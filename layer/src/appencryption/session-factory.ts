@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.js';
 import { SecretFactory, type SecretFactoryOptions, type SecretFactoryStats } from '../securememory/secret-factory.js';
 import { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
 import { KeyManager, type Partition } from './key-manager.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS, Lifecycle } from './lifecycle.js';
 import { Metrics, type MetricsHook, type MetricsSnapshot } from './metrics.js';
 import { systemClock, type Clock, type KeyManagementService, type Metastore } from './ports.js';
 import { Session } from './session.js';
@@ -34,6 +35,14 @@ export interface FactoryMetrics extends MetricsSnapshot {
   secureMemory: SecretFactoryStats;
 }
 
+export interface CloseOptions {
+  /**
+   * How long close() waits for operations already started (encrypt, decrypt, prewarm) to finish before it wipes
+   * the keys; what is still running then fails with ClosedError. Default 5000 ms; 0 wipes at once.
+   */
+  timeoutMs?: number;
+}
+
 interface CachedPartition {
   partition: Partition;
   expiresAt: number;
@@ -48,7 +57,11 @@ export class SessionFactory {
   private readonly kms: KeyManagementService;
   private readonly metastore: Metastore;
   private readonly sessionCache = new Map<string, CachedPartition>();
-  private closed = false;
+  private readonly lifecycle = new Lifecycle(
+    'the SessionFactory was closed (close(), shutdown() or shutdownAsync()) and its keys were wiped; create a new ' +
+      'SessionFactory (or call setup() again) to encrypt or decrypt',
+  );
+  private closing: Promise<void> | undefined;
 
   private constructor(config: SessionFactoryConfig) {
     if (config === null || typeof config !== 'object') throw new ConfigError('SessionFactory.create takes a config object');
@@ -70,6 +83,7 @@ export class SessionFactory {
       secrets: this.secrets,
       metrics: new Metrics(config.metrics),
       clock: this.clock,
+      lifecycle: this.lifecycle,
       legacyKeyIdNames: config.legacyKeyIdNames,
     });
   }
@@ -90,12 +104,20 @@ export class SessionFactory {
    */
   async prewarm(partitionIds: readonly string[]): Promise<void> {
     this.checkOpen();
-    await Promise.all(
-      partitionIds.map(async (id) => {
-        const key = await this.keys.latestIntermediateKey(this.partitionOf(id));
-        key.release();
-      }),
-    );
+    const life = this.lifecycle;
+    life.begin();
+    try {
+      await Promise.all(
+        partitionIds.map(async (id) => {
+          const key = await this.keys.latestIntermediateKey(this.partitionOf(id));
+          key.release();
+        }),
+      );
+    } catch (err) {
+      throw life.failure(err);
+    } finally {
+      life.end();
+    }
   }
 
   metrics(): FactoryMetrics {
@@ -103,10 +125,30 @@ export class SessionFactory {
     return { ...this.keys.metrics.snapshot(), secretsInUse: secureMemory.factorySecretsInUse, secureMemory };
   }
 
-  /** Zeroes every key this factory holds and closes what it made (the KMS and metastore stay the caller's). */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Closes the factory and every session it made. New operations fail with ClosedError at once; operations already
+   * started finish (for up to `timeoutMs`), then every key this factory holds is wiped, and what is still running
+   * fails with ClosedError. Closes what the factory made (its SecretFactory); the KMS and metastore stay the
+   * caller's. With `timeoutMs: 0` (or nothing in flight) the keys are wiped before close() returns its promise.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+      throw new ConfigError(`close() timeoutMs must be a non-negative number of milliseconds, got ${String(timeoutMs)}`);
+    }
+    const drained = this.lifecycle.drain(timeoutMs); // refuses new operations from here on
+    if (this.lifecycle.isIdle || timeoutMs === 0) {
+      this.wipe();
+      this.closing = Promise.resolve();
+    } else {
+      this.closing = drained.then(() => this.wipe());
+    }
+    return this.closing;
+  }
+
+  private wipe(): void {
+    this.lifecycle.markClosed();
     this.sessionCache.clear();
     this.keys.close();
     if (this.ownsSecrets) this.secrets.close();
@@ -135,6 +177,6 @@ export class SessionFactory {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new ConfigError('this SessionFactory is closed; create a new one');
+    if (!this.lifecycle.isOpen) throw this.lifecycle.error();
   }
 }

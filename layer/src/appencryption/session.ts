@@ -5,10 +5,10 @@
 import { ConfigError } from '../errors.js';
 import * as aead from './aead.js';
 import type { CryptoKey } from './crypto-key.js';
-import { DecryptError, InvalidRecordError } from './errors.js';
+import { ClosedError, DecryptError, InvalidRecordError } from './errors.js';
 import { isValidIntermediateKeyId } from './key-ids.js';
 import type { KeyManager, Partition } from './key-manager.js';
-import type { DataRowRecord } from './record-codec.js';
+import type { DataRowRecord, KeyMeta } from './record-codec.js';
 
 const DATA_ROW_KEY_BYTES = 32;
 
@@ -33,13 +33,22 @@ export class Session {
     if (!(plaintext instanceof Uint8Array)) {
       throw new ConfigError('encrypt takes a Buffer, Uint8Array or string');
     }
-    const pending = this.keys.latestIntermediateKey(this.partition);
-    // Warm keys come back synchronously: nothing is awaited on the per-record path then.
-    const ik = pending instanceof Promise ? await pending : pending;
+    const life = this.keys.lifecycle;
+    life.begin();
     try {
-      return this.seal(plaintext, ik);
+      const pending = this.keys.latestIntermediateKey(this.partition);
+      // Warm keys come back synchronously: nothing is awaited on the per-record path then.
+      const ik = pending instanceof Promise ? await pending : pending;
+      try {
+        life.checkNotClosed(); // the factory may have been closed while the key loaded
+        return this.seal(plaintext, ik);
+      } finally {
+        ik.release();
+      }
+    } catch (err) {
+      throw life.failure(err);
     } finally {
-      ik.release();
+      life.end();
     }
   }
 
@@ -63,13 +72,7 @@ export class Session {
   /** Decrypts a DataRowRecord of this partition. Decrypt never creates keys. */
   async decrypt(drr: DataRowRecord): Promise<Buffer> {
     this.checkOpen();
-    const meta = drr?.key?.parentKeyMeta;
-    if (meta === undefined || !(drr.data instanceof Uint8Array) || !(drr.key.encryptedKey instanceof Uint8Array)) {
-      throw new InvalidRecordError(
-        'decrypt takes a DataRowRecord object with key.encryptedKey, key.parentKeyMeta and data; decode DRR JSON ' +
-          '(Key, Key.ParentKeyMeta, Data) with decodeDataRowRecord first',
-      );
-    }
+    const { meta, encryptedKey, data } = checkDecoded(drr);
     const p = this.partition;
     if (!isValidIntermediateKeyId(meta.keyId, p.id, this.keys.serviceName, this.keys.productId, p.suffix)) {
       // Go: "unable to decrypt record" (asherah-spec §1.2).
@@ -78,19 +81,32 @@ export class Session {
           'decrypt it with the partition it was encrypted for',
       );
     }
-    const pending = this.keys.intermediateKey(meta);
-    const ik = pending instanceof Promise ? await pending : pending;
+    const life = this.keys.lifecycle;
+    life.begin();
     try {
-      const drk = aead.decryptToSecret(drr.key.encryptedKey, ik.secret, this.keys.secrets);
+      const pending = this.keys.intermediateKey(meta);
+      const ik = pending instanceof Promise ? await pending : pending;
       try {
-        const plaintext = aead.decrypt(drr.data, drk);
-        this.keys.metrics.increment('decrypt');
-        return plaintext;
+        life.checkNotClosed();
+        return this.open(encryptedKey, data, ik);
       } finally {
-        drk.close();
+        ik.release();
       }
+    } catch (err) {
+      throw life.failure(err);
     } finally {
-      ik.release();
+      life.end();
+    }
+  }
+
+  private open(encryptedKey: Uint8Array, data: Uint8Array, ik: CryptoKey): Buffer {
+    const drk = aead.decryptToSecret(encryptedKey, ik.secret, this.keys.secrets);
+    try {
+      const plaintext = aead.decrypt(data, drk);
+      this.keys.metrics.increment('decrypt');
+      return plaintext;
+    } finally {
+      drk.close();
     }
   }
 
@@ -102,6 +118,48 @@ export class Session {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new ConfigError('this session is closed; get a new one from the SessionFactory');
+    if (this.closed) throw new ClosedError('this session is closed; get a new one from the SessionFactory');
+    this.keys.lifecycle.checkNotClosed();
   }
+}
+
+/** The fields decrypt reads, read once (a getter cannot change them between the check and the use). */
+interface DecodedFields {
+  meta: KeyMeta;
+  encryptedKey: Uint8Array;
+  data: Uint8Array;
+}
+
+/**
+ * The fields of a record that has the shape decodeDataRowRecord gives. Anything else (JSON not decoded, null or
+ * mistyped fields, a getter that throws) is an InvalidRecordError, never a TypeError.
+ */
+function checkDecoded(drr: DataRowRecord): DecodedFields {
+  let fields: DecodedFields | undefined;
+  try {
+    const key = drr.key;
+    const data = drr.data;
+    const encryptedKey = key.encryptedKey;
+    const meta = key.parentKeyMeta;
+    const keyId = meta?.keyId;
+    const created = meta?.created;
+    if (
+      data instanceof Uint8Array &&
+      encryptedKey instanceof Uint8Array &&
+      typeof keyId === 'string' &&
+      Number.isSafeInteger(created) &&
+      (created as number) >= 0
+    ) {
+      fields = { meta: { keyId, created: created as number }, encryptedKey, data };
+    }
+  } catch {
+    // Not a decoded record (e.g. null, or a getter that throws): the error below says what decrypt takes.
+  }
+  if (fields === undefined) {
+    throw new InvalidRecordError(
+      'decrypt takes a DataRowRecord object with key.encryptedKey, key.parentKeyMeta {keyId, created} and data; ' +
+        'decode DRR JSON (Key, Key.ParentKeyMeta, Data) with decodeDataRowRecord first',
+    );
+  }
+  return fields;
 }

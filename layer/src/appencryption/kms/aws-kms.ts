@@ -31,7 +31,7 @@ import { SecureMemoryError } from '../../securememory/errors.js';
 import type { Secret } from '../../securememory/secret.js';
 import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
-import { InvalidRecordError, KmsError } from '../errors.js';
+import { ClosedError, InvalidRecordError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
 
 type KmsSdk = typeof import('@aws-sdk/client-kms');
@@ -113,6 +113,7 @@ export class AwsKms implements KeyManagementService {
   private readonly ownedClients: KMSClient[] = [];
   private readonly logger: AwsKmsLogger | undefined;
   private readonly metricsHook: AwsKmsMetricsHook | undefined;
+  private closed = false;
 
   constructor(options: AwsKmsOptions) {
     if (options === null || typeof options !== 'object') throw new ConfigError('AwsKms takes an options object');
@@ -158,6 +159,43 @@ export class AwsKms implements KeyManagementService {
   }
 
   async encryptKey(systemKey: Secret): Promise<Buffer> {
+    this.checkOpen();
+    try {
+      return await this.encryptWithKms(systemKey);
+    } catch (err) {
+      throw this.closed ? this.closedError(err) : err;
+    }
+  }
+
+  async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
+    this.checkOpen();
+    try {
+      return await this.decryptWithKms(encryptedKey, secrets);
+    } catch (err) {
+      throw this.closed ? this.closedError(err) : err;
+    }
+  }
+
+  /** Destroys the clients this adapter made (from a client function); clients passed in stay the caller's. */
+  close(): void {
+    this.closed = true;
+    for (const client of this.ownedClients.splice(0)) client.destroy();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  private closedError(cause?: unknown): ClosedError {
+    return new ClosedError(
+      'the AwsKms was closed (its KMS clients destroyed) during or before this call; create a new AwsKms',
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  // ---- steps ----------------------------------------------------------------------------------------------------
+
+  private async encryptWithKms(systemKey: Secret): Promise<Buffer> {
     const dataKey = await this.generateDataKey();
     // The data key's plaintext has to be on the heap while the SDK serializes the Encrypt requests (it base64s it
     // into the request body, which cannot be wiped); it is zeroed as soon as every regional call has settled.
@@ -185,7 +223,7 @@ export class AwsKms implements KeyManagementService {
     }
   }
 
-  async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
+  private async decryptWithKms(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
     const envelope = parseEnvelope(encryptedKey);
     // Go builds a map, so for a region listed twice the last KEK wins.
     const keks = new Map<string, RegionalKek>();
@@ -230,13 +268,6 @@ export class AwsKms implements KeyManagementService {
       { cause: new AggregateError(causes, 'every region failed') },
     );
   }
-
-  /** Destroys the clients this adapter made (from a client function); clients passed in stay the caller's. */
-  close(): void {
-    for (const client of this.ownedClients.splice(0)) client.destroy();
-  }
-
-  // ---- steps ----------------------------------------------------------------------------------------------------
 
   /** Go v2 `generateDataKey`: the regions in priority order, the first success wins. */
   private async generateDataKey(): Promise<DataKey> {

@@ -6,7 +6,7 @@ import { ConfigError } from '../../errors.js';
 import type { Secret } from '../../securememory/secret.js';
 import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
-import { DecryptError, KmsError } from '../errors.js';
+import { ClosedError, DecryptError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
 
 /** The public test key of every Asherah implementation: the ASCII bytes of `thisIsAStaticMasterKeyForTesting`. */
@@ -14,6 +14,7 @@ export const TEST_DEBUG_STATIC_MASTER_KEY_HEX = Buffer.from('thisIsAStaticMaster
 
 export class StaticKms implements KeyManagementService {
   private readonly masterKey: Secret;
+  private closed = false;
 
   /** `masterKeyHex`: 64 hex characters (32 bytes). The key is moved into secure memory at once. */
   constructor(masterKeyHex: string, secrets: SecretFactory) {
@@ -27,10 +28,12 @@ export class StaticKms implements KeyManagementService {
   }
 
   async encryptKey(systemKey: Secret): Promise<Buffer> {
+    this.checkOpen();
     return systemKey.withBytes((bytes) => aead.encrypt(bytes, this.masterKey));
   }
 
   async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
+    this.checkOpen();
     try {
       return aead.decryptToSecret(encryptedKey, this.masterKey, secrets);
     } catch (err) {
@@ -43,7 +46,13 @@ export class StaticKms implements KeyManagementService {
     }
   }
 
+  /** Wipes the master key; later calls fail with ClosedError. */
   close(): void {
+    this.closed = true;
     this.masterKey.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ClosedError('the StaticKms was closed and its master key wiped; create a new StaticKms');
   }
 }

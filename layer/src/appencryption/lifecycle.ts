@@ -1,0 +1,72 @@
+/**
+ * Open → closing → closed, with a count of the operations in flight, so that a factory's close() can let started
+ * operations finish (up to a timeout) before it wipes the keys, refuse new ones meanwhile, and make whatever is
+ * still running when the keys are wiped fail with one ClosedError instead of an error from deep inside.
+ */
+import { ClosedError } from './errors.js';
+
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+export class Lifecycle {
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private inFlight = 0;
+  private onIdle: (() => void) | undefined;
+
+  /** `closedMessage` says what was closed and what to do, e.g. "the SessionFactory was closed; …". */
+  constructor(private readonly closedMessage: string) {}
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** No operation in flight. */
+  get isIdle(): boolean {
+    return this.inFlight === 0;
+  }
+
+  /** Starts an operation; refused once close() has begun. Pair with end() in a finally. */
+  begin(): void {
+    if (this.state !== 'open') throw this.error();
+    this.inFlight++;
+  }
+
+  end(): void {
+    if (--this.inFlight === 0) this.onIdle?.();
+  }
+
+  /** Throws ClosedError once closed: operations check this after each await, before they go on. */
+  checkNotClosed(): void {
+    if (this.state === 'closed') throw this.error();
+  }
+
+  /** What an operation that failed throws: its own error, or ClosedError if it failed because of the close. */
+  failure(err: unknown): unknown {
+    return this.state === 'closed' && !(err instanceof ClosedError) ? this.error(err) : err;
+  }
+
+  /** Refuses new operations and waits until the started ones end, or `timeoutMs` passes. */
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.state === 'open') this.state = 'closing';
+    if (this.inFlight === 0 || timeoutMs <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.onIdle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.onIdle = undefined;
+  }
+
+  markClosed(): void {
+    this.state = 'closed';
+  }
+
+  error(cause?: unknown): ClosedError {
+    return new ClosedError(this.closedMessage, cause === undefined ? undefined : { cause });
+  }
+}
