@@ -9,6 +9,7 @@ import { dataRowRecordToJsonObject, hostReport, type DataRowRecordJson, type Fac
 import { loadConfig, type FunctionConfig } from './config';
 import { parseEvent } from './event';
 import { createFactory, type BuiltFactory } from './factory';
+import { boundedField } from './log-fields';
 
 export interface ResponseMetrics {
   ColdStart: boolean;
@@ -91,7 +92,8 @@ export async function handler(event: unknown): Promise<Response> {
   }
   const now = built.factory.metrics();
   publishEmf(now, coldStart);
-  logger.info(request.kind, { name: request.name, coldStart, invocation: invocationCount });
+  // A client sets Name's size (up to 6 MiB): log its start and its length, not the whole of it.
+  logger.info(request.kind, { ...boundedField('name', request.name), coldStart, invocation: invocationCount });
   return {
     ...body,
     Metrics: {
