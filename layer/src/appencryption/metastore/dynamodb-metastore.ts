@@ -18,6 +18,12 @@ import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec
 // (read as false, as Go does), and KeyRecord field names in any case (the record codec's rules, spec §3.6).
 // Numbers must be N attributes holding integers; an S "Created" is rejected, as the Rust binding rejects it.
 //
+// An item is handed out only if its Created range key equals its KeyRecord's Created, the one key under which
+// load() finds it: a writer names the KeyRecord's Created in every record it encrypts, so an item re-keyed under
+// another Created (an edited or copied item) would yield records that no other process, nor the writer after a
+// restart, can read. load() and loadLatest() refuse such an item with a MetastoreError, and store() refuses to
+// write one. Go, Java and Rust do not check this.
+//
 // The SDK is not a dependency of the layer (the Lambda runtime provides it; DESIGN.md), and the layer's public
 // index imports this file, so the SDK is required only when a DynamoDbMetastore is constructed. The caller
 // injects the DynamoDBClient (credentials, region, endpoint, retries, timeouts are theirs to configure); we use
@@ -139,7 +145,11 @@ export class DynamoDbMetastore implements Metastore {
     } catch (err) {
       throw await this.failure('load a key record (GetItem)', err);
     }
-    return item === undefined ? undefined : this.decode(item, id);
+    if (item === undefined) return undefined;
+    const record = this.decode(item, id);
+    // GetItem matched the range key, so it is `created`.
+    if (record.created !== created) throw this.mismatch(id, String(created), record.created);
+    return record;
   }
 
   async loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
@@ -147,7 +157,9 @@ export class DynamoDbMetastore implements Metastore {
       TableName: this.tableName,
       KeyConditionExpression: 'Id = :id',
       ExpressionAttributeValues: { ':id': { S: id } },
-      ProjectionExpression: 'KeyRecord',
+      // The range key too, to check the item against its KeyRecord. By name: a literal would risk a reserved word.
+      ProjectionExpression: '#created, KeyRecord',
+      ExpressionAttributeNames: { '#created': 'Created' },
       ScanIndexForward: false, // newest Created first
       Limit: 1,
       ConsistentRead: true,
@@ -158,13 +170,28 @@ export class DynamoDbMetastore implements Metastore {
     } catch (err) {
       throw await this.failure('load the latest key record (Query)', err);
     }
-    return item === undefined ? undefined : this.decode(item, id);
+    if (item === undefined) return undefined;
+    const record = this.decode(item, id);
+    // DynamoDB returns numbers normalized (no exponent, no leading or trailing zeros), so the range key equals the
+    // KeyRecord's Created exactly when it is the same decimal text: the key load(id, record.created) looks up.
+    const rangeKey = item.Created?.N;
+    if (rangeKey !== String(record.created)) throw this.mismatch(id, rangeKey, record.created);
+    return record;
   }
 
   async store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
+    const rangeKey = checkCreated(created);
+    const keyRecord = encodeKeyRecord(record);
+    if (record.created !== created) {
+      throw new MetastoreError(
+        `DynamoDB metastore table "${this.tableName}": cannot store ${describeItem(id)}: the record's Created ` +
+          'differs from the Created it is stored under, so no load() by its own Created could find it; store ' +
+          'each key record under its own Created (this is a bug in the caller)',
+      );
+    }
     const command = new this.sdk.PutItemCommand({
       TableName: this.tableName,
-      Item: { Id: { S: id }, Created: { N: checkCreated(created) }, KeyRecord: { M: encodeKeyRecord(record) } },
+      Item: { Id: { S: id }, Created: { N: rangeKey }, KeyRecord: { M: keyRecord } },
       // The primary key (Id, Created) arbitrates between racing creators in any process or region writer (spec
       // §1.5): attribute_not_exists(Id) fails iff an item with this Id AND Created exists. One PutItem, so an item
       // is either written whole or not at all.
@@ -206,6 +233,26 @@ export class DynamoDbMetastore implements Metastore {
       if (err instanceof InvalidRecordError) throw new InvalidRecordError(`${where}: ${err.message}`, { cause: err });
       throw err;
     }
+  }
+
+  /**
+   * The MetastoreError for an item whose range key is not its KeyRecord's Created. It says how far apart they are,
+   * not either timestamp (errors.ts).
+   */
+  private mismatch(id: string, rangeKey: string | undefined, recordCreated: number): MetastoreError {
+    const seconds = rangeKey !== undefined && /^\d+$/.test(rangeKey) ? Number(rangeKey) : undefined;
+    const how =
+      seconds === undefined || !Number.isSafeInteger(seconds)
+        ? `its Created range key is ${rangeKey === undefined ? 'missing' : 'not a whole number of seconds'}`
+        : `its Created range key is ${Math.abs(seconds - recordCreated)} seconds ${seconds > recordCreated ? 'later' : 'earlier'} ` +
+          'than the Created in its KeyRecord';
+    return new MetastoreError(
+      `DynamoDB metastore table "${this.tableName}": ${describeItem(id)} is corrupt: ${how}. Records encrypted under ` +
+        "this key would name the KeyRecord's Created, under which the item cannot be loaded, so it is not used. " +
+        'Restore the item from a backup (or point-in-time recovery), or make the two agree (put the item under the ' +
+        'Created that existing records name, with that KeyRecord.Created); do not delete the item while records ' +
+        'encrypted under the key exist',
+    );
   }
 
   /** A MetastoreError that says what failed, DynamoDB's error, and what to do about it. */

@@ -1,3 +1,4 @@
+import { MetastoreError } from '../errors.js';
 import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import type { EnvelopeKeyRecord } from '../record-codec.js';
@@ -48,6 +49,16 @@ export class MemoryMetastore implements Metastore {
   }
 
   async store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
+    // As the SQLite and DynamoDB metastores: a record stored under another created than its own could never be
+    // loaded by its own Created, and records naming it would be lost. Refused here, the map never holds one, so
+    // load and loadLatest need no check.
+    if (record.created !== created) {
+      throw new MetastoreError(
+        "MemoryMetastore: cannot store a key record: the record's Created differs from the created it is stored " +
+          'under, so no load() by its own Created could find it; store each key record under its own Created (this ' +
+          'is a bug in the caller)',
+      );
+    }
     let byCreated = this.keys.get(id);
     if (byCreated === undefined) {
       byCreated = new Map();

@@ -18,6 +18,12 @@ import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecor
 //     whoever creates the key first, so the difference never makes two rows for one key.
 // Canonical Go has no SQLite metastore; this is the Rust binding's format, not upstream's RDBMS one (spec §3.4).
 //
+// A row is handed out only if load(id, <its key_record's Created>) finds it, i.e. its created column is exactly the
+// text datetime(<the key_record's Created>, 'unixepoch'). A writer names that Created in every record it encrypts,
+// so a row whose column says otherwise (a tool that wrote local time, an edited row) would yield records that no
+// other process, nor the writer after a restart, can read. load() and loadLatest() refuse such a row with a
+// MetastoreError, and store() refuses to write one. Go's SQL metastore and the Rust binding do not check this.
+//
 // better-sqlite3 is synchronous: each method does its work before the returned Promise settles and blocks the
 // event loop meanwhile. That is sub-millisecond for these single-row statements, except while waiting out another
 // process's lock (at most busyTimeoutMs).
@@ -26,8 +32,9 @@ import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecor
 const CREATE_TABLE =
   'CREATE TABLE IF NOT EXISTS encryption_key (id TEXT NOT NULL, created TIMESTAMP NOT NULL, key_record TEXT NOT NULL, PRIMARY KEY (id, created))';
 const LOAD = "SELECT key_record FROM encryption_key WHERE id = ? AND created = datetime(?, 'unixepoch')";
-// 'YYYY-MM-DD HH:MM:SS' text sorts chronologically, so this is the Rust query and needs no conversion.
-const LOAD_LATEST = 'SELECT key_record FROM encryption_key WHERE id = ? ORDER BY created DESC LIMIT 1';
+// 'YYYY-MM-DD HH:MM:SS' text sorts chronologically, so this selects the Rust query's row with no conversion. It
+// also reads created, to check the row against its key_record.
+const LOAD_LATEST = 'SELECT created, key_record FROM encryption_key WHERE id = ? ORDER BY created DESC LIMIT 1';
 const STORE =
   "INSERT OR IGNORE INTO encryption_key (id, created, key_record) VALUES (?, datetime(?, 'unixepoch'), ?)";
 // GLOB, not LIKE: GLOB is case-sensitive and treats '_' literally.
@@ -61,7 +68,7 @@ export interface SqliteKeyRow {
 }
 
 type LoadStatement = Database.Statement<[string, bigint], unknown>;
-type LoadLatestStatement = Database.Statement<[string], unknown>;
+type LoadLatestStatement = Database.Statement<[string], { created: unknown; key_record: unknown }>;
 type StoreStatement = Database.Statement<[string, bigint, string], unknown>;
 type KeyRowsStatement = Database.Statement<[], { id: unknown; created: unknown; key_record: unknown }>;
 
@@ -113,7 +120,7 @@ export class SqliteMetastore implements Metastore {
     try {
       db.exec(CREATE_TABLE);
       this.loadStatement = db.prepare<[string, bigint], unknown>(LOAD).pluck();
-      this.loadLatestStatement = db.prepare<[string], unknown>(LOAD_LATEST).pluck();
+      this.loadLatestStatement = db.prepare<[string], { created: unknown; key_record: unknown }>(LOAD_LATEST);
       this.storeStatement = db.prepare<[string, bigint, string], unknown>(STORE);
       this.keyRowsStatement = db.prepare<[], { id: unknown; created: unknown; key_record: unknown }>(KEY_ROWS);
     } catch (err) {
@@ -126,17 +133,32 @@ export class SqliteMetastore implements Metastore {
   async load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
     const seconds = checkCreated(created);
     const text = this.run('load a key record', () => this.loadStatement.get(id, seconds));
-    return text === undefined ? undefined : this.decode(text, id);
+    if (text === undefined) return undefined;
+    const record = this.decode(text, id);
+    // The query matched created = datetime(created), so the column holds created.
+    if (record.created !== created) throw this.mismatch(id, createdText(created), record.created);
+    return record;
   }
 
   async loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
-    const text = this.run('load the latest key record', () => this.loadLatestStatement.get(id));
-    return text === undefined ? undefined : this.decode(text, id);
+    const row = this.run('load the latest key record', () => this.loadLatestStatement.get(id));
+    if (row === undefined) return undefined;
+    const record = this.decode(row.key_record, id);
+    // The exact condition under which load(id, record.created) finds this row (see the top of this file).
+    if (row.created !== createdText(record.created)) throw this.mismatch(id, row.created, record.created);
+    return record;
   }
 
   async store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
     const seconds = checkCreated(created);
     const json = encodeEnvelopeKeyRecord(record);
+    if (record.created !== created) {
+      throw new MetastoreError(
+        `SQLite metastore "${this.path}": cannot store ${describeRow(id)}: the record's Created differs from the ` +
+          'created it is stored under, so no load() by its own Created could find it; store each key record under ' +
+          'its own Created (this is a bug in the caller)',
+      );
+    }
     // INSERT OR IGNORE makes the primary key the arbiter between racing creators, in this process or another
     // (asherah-spec §1.5): exactly one insert changes a row, and every other one reports `false`.
     const result = this.run('store a key record', () => this.storeStatement.run(id, seconds, json));
@@ -193,6 +215,24 @@ export class SqliteMetastore implements Metastore {
       if (err instanceof InvalidRecordError) throw new InvalidRecordError(`${where}: ${err.message}`, { cause: err });
       throw err;
     }
+  }
+
+  /**
+   * The MetastoreError for a row whose created column is not datetime(<its key_record's Created>). It says how far
+   * apart they are (a whole number of hours points at a local-time writer), not either timestamp (errors.ts).
+   */
+  private mismatch(id: string, column: unknown, recordCreated: number): MetastoreError {
+    const seconds = typeof column === 'string' ? secondsOfCreatedText(column) : undefined;
+    const how =
+      seconds === undefined
+        ? "its created column is not 'YYYY-MM-DD HH:MM:SS' text as datetime(<seconds>, 'unixepoch') writes it"
+        : `its created column is ${describeShift(seconds - recordCreated)} than the Created in its key_record`;
+    return new MetastoreError(
+      `SQLite metastore "${this.path}": ${describeRow(id)} is corrupt: ${how}. Records encrypted under this key ` +
+        "would name the key_record's Created, under which the row cannot be loaded, so it is not used. Restore the " +
+        "row from a backup, or make the two agree (set created to datetime(<Created>, 'unixepoch') for the Created " +
+        'that existing records name); do not delete the row while records encrypted under the key exist',
+    );
   }
 
   private parseCreated(value: unknown, id: string): number {
@@ -301,6 +341,29 @@ function checkCreated(created: number): bigint {
     `created must be an integer number of Unix seconds from 0 to ${MAX_CREATED} (the range of SQLite's ` +
       `datetime()), got ${describeNumber(created)}`,
   );
+}
+
+/**
+ * The text datetime(seconds, 'unixepoch') gives, for the seconds a row can be stored under; undefined beyond them
+ * (no row can be loaded by such a Created).
+ */
+function createdText(seconds: number): string | undefined {
+  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > MAX_CREATED) return undefined;
+  // Years 1970–9999, so toISOString gives 'YYYY-MM-DDTHH:MM:SS.000Z'.
+  return new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+/** The seconds of text that datetime() could have written, else undefined. */
+function secondsOfCreatedText(text: string): number | undefined {
+  const match = CREATED_TEXT.exec(text);
+  if (match === null) return undefined;
+  const [year, month, day, hour, minute, second] = match.slice(1).map(Number);
+  const seconds = Date.UTC(year, month - 1, day, hour, minute, second) / 1000;
+  return createdText(seconds) === text ? seconds : undefined; // rejects '2026-02-30 25:00:00' and the like
+}
+
+function describeShift(seconds: number): string {
+  return `${Math.abs(seconds)} seconds ${seconds > 0 ? 'later' : 'earlier'}`;
 }
 
 // The kind of a bad timestamp, never its value (errors.ts: messages carry no record timestamps).
