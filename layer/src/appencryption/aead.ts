@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import type { Secret } from '../securememory/secret.js';
 import type { SecretFactory } from '../securememory/secret-factory.js';
-import { DecryptError } from './errors.js';
+import { DecryptError, InvalidRecordError } from './errors.js';
 
 // AES-256-GCM exactly as Asherah does it (asherah-spec §2): a random 96-bit nonce per encryption, a 128-bit tag,
 // no AAD, and the output laid out as `ciphertext || tag || nonce` (nonce LAST). Go `aead.aes256gcm` and Java
@@ -96,15 +96,22 @@ export function decrypt(data: Uint8Array, key: Secret): Buffer {
 }
 
 /**
- * Unwraps an encrypted key (an SK, IK or DRK) straight into secure memory. The transient plaintext copy that Node's
- * decipher returns is zeroed whether or not the secret could be created.
+ * Unwraps an encrypted key (an SK, IK or DRK) straight into secure memory. Every Asherah key is 32 bytes: one
+ * that authenticates but unwraps to another size (0, 16, 64, megabytes) is stored data that is not an Asherah key,
+ * an InvalidRecordError (`what` names the key for the message), and never reaches secure memory. The transient
+ * plaintext copy that Node's decipher returns is zeroed whether or not the secret could be created.
  */
-export function decryptToSecret(data: Uint8Array, key: Secret, factory: SecretFactory): Secret {
+export function decryptToSecret(data: Uint8Array, key: Secret, factory: SecretFactory, what = 'the key'): Secret {
   const plaintext = decrypt(data, key);
   try {
+    if (plaintext.length !== KEY_SIZE) {
+      throw new InvalidRecordError(
+        `${what} unwrapped to ${plaintext.length} bytes, not the ${KEY_SIZE} bytes of an AES-256 key`,
+      );
+    }
     return factory.createFrom(plaintext); // copies into locked memory and zeroes `plaintext`
   } finally {
-    plaintext.fill(0); // again, for the path where createFrom threw before wiping
+    plaintext.fill(0); // again, for the paths where createFrom did not run or threw before wiping
   }
 }
 

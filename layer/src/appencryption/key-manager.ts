@@ -8,7 +8,7 @@ import type { SecretFactory } from '../securememory/secret-factory.js';
 import * as aead from './aead.js';
 import { CryptoKey } from './crypto-key.js';
 import type { CryptoPolicy } from './crypto-policy.js';
-import { KeyNotFoundError } from './errors.js';
+import { InvalidRecordError, KeyNotFoundError } from './errors.js';
 import { KeyCache } from './key-cache.js';
 import type { Lifecycle } from './lifecycle.js';
 import { checkKeyIdNames, intermediateKeyId, systemKeyId } from './key-ids.js';
@@ -112,7 +112,7 @@ export class KeyManager {
       if (systemKey !== undefined) {
         try {
           if (!systemKey.revoked && !this.policy.isExpired(systemKey.created, this.clock.now())) {
-            return this.unwrapKey(record, systemKey);
+            return this.unwrapKey(partition.intermediateKeyId, record, systemKey);
           }
         } finally {
           systemKey.release();
@@ -151,19 +151,19 @@ export class KeyManager {
             'the metastore reads are strongly consistent, and retry',
         );
       }
-      return await this.intermediateKeyFromRecord(latest, systemKey);
+      return await this.intermediateKeyFromRecord(partition.intermediateKeyId, latest, systemKey);
     } finally {
       systemKey.release();
     }
   }
 
   /** Go `intermediateKeyFromEKR`: the record may be under another SK than ours if the SK just rotated. */
-  private async intermediateKeyFromRecord(record: EnvelopeKeyRecord, systemKey: CryptoKey): Promise<CryptoKey> {
+  private async intermediateKeyFromRecord(id: string, record: EnvelopeKeyRecord, systemKey: CryptoKey): Promise<CryptoKey> {
     const parent = requireParent(record);
-    if (parent.created === systemKey.created) return this.unwrapKey(record, systemKey);
+    if (parent.created === systemKey.created) return this.unwrapKey(id, record, systemKey);
     const actual = await this.systemKey(parent);
     try {
-      return this.unwrapKey(record, actual);
+      return this.unwrapKey(id, record, actual);
     } finally {
       actual.release();
     }
@@ -172,7 +172,7 @@ export class KeyManager {
   /** Go `loadLatestOrCreateSystemKey`. */
   private async loadLatestOrCreateSystemKey(partition: Partition): Promise<CryptoKey> {
     const record = await this.loadLatest(partition.systemKeyId);
-    if (record !== undefined && this.isValidForWrites(record)) return this.decryptSystemKey(record);
+    if (record !== undefined && this.isValidForWrites(record)) return this.decryptSystemKey(partition.systemKeyId, record);
     const created = this.policy.newKeyTimestamp(this.clock.now());
     const secret = this.secrets.createRandom(KEY_BYTES);
     let stored: boolean;
@@ -194,7 +194,7 @@ export class KeyManager {
           'metastore reads are strongly consistent, and retry',
       );
     }
-    return this.decryptSystemKey(latest);
+    return this.decryptSystemKey(partition.systemKeyId, latest);
   }
 
   // ---- reads ----------------------------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ export class KeyManager {
       const parent = requireParent(record);
       const systemKey = await this.systemKey(parent);
       try {
-        return this.unwrapKey(record, systemKey);
+        return this.unwrapKey(meta.keyId, record, systemKey);
       } finally {
         systemKey.release();
       }
@@ -230,22 +230,36 @@ export class KeyManager {
             'written to another metastore or deleted',
         );
       }
-      return this.decryptSystemKey(record);
+      return this.decryptSystemKey(meta.keyId, record);
     });
   }
 
   // ---- helpers --------------------------------------------------------------------------------------------------
 
-  private async decryptSystemKey(record: EnvelopeKeyRecord): Promise<CryptoKey> {
+  private async decryptSystemKey(id: string, record: EnvelopeKeyRecord): Promise<CryptoKey> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('kms.decryptKey');
-    const secret = await this.kms.decryptKey(record.encryptedKey, this.secrets);
+    let secret: Secret;
+    try {
+      secret = await this.kms.decryptKey(record.encryptedKey, this.secrets);
+    } catch (err) {
+      throw corruptRow(err, 'system key', id, record);
+    }
+    if (secret.length !== KEY_BYTES) {
+      // A custom KeyManagementService may not check the size itself.
+      secret.close();
+      throw corruptRow(new InvalidRecordError(`it unwrapped to ${secret.length} bytes, not 32`), 'system key', id, record);
+    }
     return new CryptoKey(secret, record.created, record.revoked === true);
   }
 
-  private unwrapKey(record: EnvelopeKeyRecord, parent: CryptoKey): CryptoKey {
-    const secret: Secret = aead.decryptToSecret(record.encryptedKey, parent.secret, this.secrets);
-    return new CryptoKey(secret, record.created, record.revoked === true);
+  private unwrapKey(id: string, record: EnvelopeKeyRecord, parent: CryptoKey): CryptoKey {
+    try {
+      const secret = aead.decryptToSecret(record.encryptedKey, parent.secret, this.secrets, 'it');
+      return new CryptoKey(secret, record.created, record.revoked === true);
+    } catch (err) {
+      throw corruptRow(err, 'intermediate key', id, record);
+    }
   }
 
   private isValidForWrites(record: EnvelopeKeyRecord): boolean {
@@ -277,6 +291,20 @@ export class KeyManager {
     this.intermediateKeys.close();
     this.systemKeys.close();
   }
+}
+
+/**
+ * A key row that authenticates but does not hold a key (the wrong size) is bad stored data: an InvalidRecordError
+ * that names the row (its id and Created: the data to repair) and never its bytes. Other errors pass as they are.
+ */
+function corruptRow(err: unknown, kind: string, id: string, record: EnvelopeKeyRecord): unknown {
+  if (!(err instanceof InvalidRecordError)) return err;
+  return new InvalidRecordError(
+    `the ${kind} ${id} (Created ${record.created}) in the metastore is not a valid key: ${err.message}; the row is ` +
+      'corrupt or was not written by Asherah: restore it from a backup (records under it cannot be decrypted ' +
+      'until then)',
+    { cause: err },
+  );
 }
 
 function requireParent(record: EnvelopeKeyRecord): KeyMeta {

@@ -100,7 +100,7 @@ export class Session {
   }
 
   private open(encryptedKey: Uint8Array, data: Uint8Array, ik: CryptoKey): Buffer {
-    const drk = aead.decryptToSecret(encryptedKey, ik.secret, this.keys.secrets);
+    const drk = aead.decryptToSecret(encryptedKey, ik.secret, this.keys.secrets, "the record's data row key (Key.Key)");
     try {
       const plaintext = aead.decrypt(data, drk);
       this.keys.metrics.increment('decrypt');

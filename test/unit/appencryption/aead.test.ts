@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { SecretFactory, type Secret } from '../../../layer/src/index';
 import { decrypt, decryptToSecret, encrypt, KEY_SIZE, OVERHEAD } from '../../../layer/src/appencryption/aead';
-import { DecryptError } from '../../../layer/src/appencryption/errors';
+import { DecryptError, InvalidRecordError } from '../../../layer/src/appencryption/errors';
 import { ConfigError } from '../../../layer/src/errors';
 
 // best-effort: these tests are about the cipher, and must run on hosts that may lock no memory.
@@ -160,6 +160,18 @@ describe('decryptToSecret', () => {
     expect(() => decryptToSecret(wrapped, kek, failing)).toThrow('no secure memory left');
     expect(seen).toBeDefined();
     expect(seen!.every((b) => b === 0)).toBe(true);
+    kek.close();
+  });
+
+  it('refuses a wrapped value that is not a 32-byte key with InvalidRecordError, making no secret', () => {
+    const kek = factory.createRandom(KEY_SIZE);
+    const before = factory.stats().factorySecretsInUse;
+    for (const size of [0, 16, 33, 64]) {
+      expect(() => decryptToSecret(encrypt(randomBytes(size), kek), kek, factory, 'the test key')).toThrow(
+        new InvalidRecordError(`the test key unwrapped to ${size} bytes, not the 32 bytes of an AES-256 key`),
+      );
+    }
+    expect(factory.stats().factorySecretsInUse).toBe(before);
     kek.close();
   });
 
