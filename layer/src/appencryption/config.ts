@@ -105,7 +105,12 @@ export function validateConfig(input: unknown): AsherahConfig {
       throw new ConfigError(`config key ${required} is required (a non-empty string)`);
     }
   }
-  for (const seconds of ['ExpireAfter', 'CheckInterval', 'SessionCacheDuration'] as const) {
+  // ExpireAfter bounds the minute-truncation of key Created, which the wire format keeps in whole seconds.
+  const expireAfter = record.ExpireAfter;
+  if (expireAfter !== undefined && expireAfter !== null && !(Number.isSafeInteger(expireAfter) && (expireAfter as number) > 0)) {
+    throw new ConfigError('config key ExpireAfter must be a whole number of seconds, at least 1');
+  }
+  for (const seconds of ['CheckInterval', 'SessionCacheDuration'] as const) {
     const value = record[seconds];
     if (value !== undefined && value !== null && !((value as number) > 0 && Number.isFinite(value))) {
       throw new ConfigError(`config key ${seconds} must be a positive number of seconds`);

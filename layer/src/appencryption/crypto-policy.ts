@@ -39,20 +39,21 @@ export class CryptoPolicy {
   readonly sessionCacheDurationSeconds: number;
 
   constructor(options: CryptoPolicyOptions = {}) {
-    this.expireAfterSeconds = positive(options.expireAfterSeconds, DEFAULT_EXPIRE_AFTER_SECONDS, 'expireAfterSeconds');
+    // Whole seconds: SK and IK Created are integers on the wire, and they are truncated to min(precision, expiry).
+    this.expireAfterSeconds = wholeSeconds(options.expireAfterSeconds, DEFAULT_EXPIRE_AFTER_SECONDS, 'expireAfterSeconds');
     this.checkIntervalSeconds = positive(options.checkIntervalSeconds, DEFAULT_CHECK_INTERVAL_SECONDS, 'checkIntervalSeconds');
     // As the Rust binding does: an expiry shorter than the precision would make a key expire within the minute
     // it was made, which no replacement can fix until the next minute (asherah-spec §1.4).
     this.createDatePrecisionSeconds = Math.min(
-      positive(options.createDatePrecisionSeconds, 60, 'createDatePrecisionSeconds'),
+      wholeSeconds(options.createDatePrecisionSeconds, 60, 'createDatePrecisionSeconds'),
       this.expireAfterSeconds,
     );
     this.cacheSystemKeys = options.cacheSystemKeys ?? true;
     this.cacheIntermediateKeys = options.cacheIntermediateKeys ?? true;
-    this.systemKeyCacheMaxSize = positive(options.systemKeyCacheMaxSize, 1000, 'systemKeyCacheMaxSize');
-    this.intermediateKeyCacheMaxSize = positive(options.intermediateKeyCacheMaxSize, 1000, 'intermediateKeyCacheMaxSize');
+    this.systemKeyCacheMaxSize = wholeNumber(options.systemKeyCacheMaxSize, 1000, 'systemKeyCacheMaxSize');
+    this.intermediateKeyCacheMaxSize = wholeNumber(options.intermediateKeyCacheMaxSize, 1000, 'intermediateKeyCacheMaxSize');
     this.sessionCaching = options.sessionCaching ?? false;
-    this.sessionCacheMaxSize = positive(options.sessionCacheMaxSize, 1000, 'sessionCacheMaxSize');
+    this.sessionCacheMaxSize = wholeNumber(options.sessionCacheMaxSize, 1000, 'sessionCacheMaxSize');
     this.sessionCacheDurationSeconds = positive(options.sessionCacheDurationSeconds, 7200, 'sessionCacheDurationSeconds');
   }
 
@@ -71,7 +72,27 @@ export class CryptoPolicy {
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(`${name} must be a positive number, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+    throw new ConfigError(`${name} must be a positive number, got ${describe(value)}`);
   }
   return value;
+}
+
+function wholeSeconds(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new ConfigError(`${name} must be a whole number of seconds, at least 1, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function wholeNumber(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new ConfigError(`${name} must be a positive integer, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'number' ? String(value) : typeof value;
 }

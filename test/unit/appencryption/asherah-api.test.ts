@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   ConfigError,
+  CryptoPolicy,
   decryptAsync,
   decryptStringAsync,
   encryptAsync,
@@ -77,6 +78,17 @@ describe('asherah-node compatible functions', () => {
     }
   });
 
+  test('an ExpireAfter below a minute, in whole seconds, still encrypts and decrypts', async () => {
+    setup({ ...base, ExpireAfter: 30 });
+    try {
+      expect(await decryptStringAsync('p', await encryptStringAsync('p', 'short-lived keys'))).toBe('short-lived keys');
+    } finally {
+      await shutdownAsync();
+    }
+    expect(() => new CryptoPolicy({ expireAfterSeconds: 0.5 })).toThrow(/expireAfterSeconds must be a whole number of seconds/);
+    expect(() => new CryptoPolicy({ intermediateKeyCacheMaxSize: 2.5 })).toThrow(/must be a positive integer/);
+  });
+
   test.each([
     [{ ...base, ServiceName: '' }, /ServiceName is required/],
     [{ ...base, Metastore: undefined }, /Metastore is required/],
@@ -85,6 +97,8 @@ describe('asherah-node compatible functions', () => {
     [{ ...base, KMS: 'static', StaticMasterKeyHex: 'abc' }, /64 hexadecimal/],
     [{ ...base, ExpireAfter: '90d' }, /ExpireAfter must be a number, got string/],
     [{ ...base, CheckInterval: -1 }, /CheckInterval must be a positive number/],
+    [{ ...base, ExpireAfter: 0.5 }, /config key ExpireAfter must be a whole number of seconds, at least 1/],
+    [{ ...base, ExpireAfter: 59.9 }, /ExpireAfter must be a whole number of seconds/],
     [{ ...base, serviceName: 'x' }, /unknown config key "serviceName"; did you mean ServiceName\?/],
     [{ ...base, Metastore: 'sqlite' }, /ConnectionString is required/],
     ['{not json', /not valid JSON/],
