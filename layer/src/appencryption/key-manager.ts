@@ -15,6 +15,7 @@ import { checkKeyIdNames, intermediateKeyId, systemKeyId } from './key-ids.js';
 import type { Metrics } from './metrics.js';
 import type { Clock, KeyManagementService, Metastore } from './ports.js';
 import type { EnvelopeKeyRecord, KeyMeta } from './record-codec.js';
+import { redactWith } from './redact.js';
 
 const KEY_BYTES = 32;
 
@@ -49,27 +50,27 @@ export class KeyManager {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly lifecycle: Lifecycle;
-  private readonly metastore: Metastore;
-  private readonly kms: KeyManagementService;
-  private readonly systemKeys: KeyCache;
-  private readonly intermediateKeys: KeyCache;
-  private readonly suffix: string | undefined;
+  readonly #metastore: Metastore;
+  readonly #kms: KeyManagementService;
+  readonly #systemKeys: KeyCache;
+  readonly #intermediateKeys: KeyCache;
+  readonly #suffix: string | undefined;
 
   constructor(deps: KeyManagerDeps) {
     this.serviceName = deps.serviceName;
     this.productId = deps.productId;
-    this.metastore = deps.metastore;
-    this.kms = deps.kms;
+    this.#metastore = deps.metastore;
+    this.#kms = deps.kms;
     this.policy = deps.policy;
     this.secrets = deps.secrets;
     this.metrics = deps.metrics;
     this.clock = deps.clock;
     this.lifecycle = deps.lifecycle;
     const suffix = deps.metastore.regionSuffix?.();
-    this.suffix = suffix === '' ? undefined : suffix;
+    this.#suffix = suffix === '' ? undefined : suffix;
     const p = deps.policy;
-    this.systemKeys = new KeyCache('systemKey', p.cacheSystemKeys, p.systemKeyCacheMaxSize, p, deps.clock, deps.metrics);
-    this.intermediateKeys = new KeyCache(
+    this.#systemKeys = new KeyCache('systemKey', p.cacheSystemKeys, p.systemKeyCacheMaxSize, p, deps.clock, deps.metrics);
+    this.#intermediateKeys = new KeyCache(
       'intermediateKey',
       p.cacheIntermediateKeys,
       p.intermediateKeyCacheMaxSize,
@@ -78,15 +79,15 @@ export class KeyManager {
       deps.metrics,
     );
     // Every name of the key ids is checked once, here, where service, product and suffix meet.
-    checkKeyIdNames(this.serviceName, this.productId, this.suffix, deps.legacyKeyIdNames === true);
+    checkKeyIdNames(this.serviceName, this.productId, this.#suffix, deps.legacyKeyIdNames === true);
   }
 
   partition(id: string): Partition {
     return {
       id,
-      systemKeyId: systemKeyId(this.serviceName, this.productId, this.suffix),
-      intermediateKeyId: intermediateKeyId(id, this.serviceName, this.productId, this.suffix),
-      suffix: this.suffix,
+      systemKeyId: systemKeyId(this.serviceName, this.productId, this.#suffix),
+      intermediateKeyId: intermediateKeyId(id, this.serviceName, this.productId, this.#suffix),
+      suffix: this.#suffix,
     };
   }
 
@@ -94,7 +95,7 @@ export class KeyManager {
 
   /** The IK new records of this partition are written with (acquired: release it after use). */
   latestIntermediateKey(partition: Partition): CryptoKey | Promise<CryptoKey> {
-    return this.intermediateKeys.getOrLoadLatest(partition.intermediateKeyId, () =>
+    return this.#intermediateKeys.getOrLoadLatest(partition.intermediateKeyId, () =>
       this.loadLatestOrCreateIntermediateKey(partition),
     );
   }
@@ -123,7 +124,7 @@ export class KeyManager {
   }
 
   private async createIntermediateKey(partition: Partition): Promise<CryptoKey> {
-    const systemKey = await this.systemKeys.getOrLoadLatest(partition.systemKeyId, () =>
+    const systemKey = await this.#systemKeys.getOrLoadLatest(partition.systemKeyId, () =>
       this.loadLatestOrCreateSystemKey(partition),
     );
     try {
@@ -179,7 +180,7 @@ export class KeyManager {
     try {
       this.lifecycle.checkNotClosed();
       this.metrics.increment('kms.encryptKey');
-      const encryptedKey = await this.kms.encryptKey(secret);
+      const encryptedKey = await this.#kms.encryptKey(secret);
       stored = await this.store(partition.systemKeyId, created, { created, encryptedKey });
     } catch (err) {
       secret.close();
@@ -201,7 +202,7 @@ export class KeyManager {
 
   /** The IK a record names (acquired). Decrypt never creates keys. */
   intermediateKey(meta: KeyMeta): CryptoKey | Promise<CryptoKey> {
-    return this.intermediateKeys.getOrLoad(meta.keyId, meta.created, async () => {
+    return this.#intermediateKeys.getOrLoad(meta.keyId, meta.created, async () => {
       const record = await this.load(meta.keyId, meta.created);
       if (record === undefined) {
         // The message names no key id: ids come from the record (a DRR key field) and hold partition ids.
@@ -222,7 +223,7 @@ export class KeyManager {
 
   /** The SK a record names (acquired). */
   private systemKey(meta: KeyMeta): CryptoKey | Promise<CryptoKey> {
-    return this.systemKeys.getOrLoad(meta.keyId, meta.created, async () => {
+    return this.#systemKeys.getOrLoad(meta.keyId, meta.created, async () => {
       const record = await this.load(meta.keyId, meta.created);
       if (record === undefined) {
         throw new KeyNotFoundError(
@@ -241,7 +242,7 @@ export class KeyManager {
     this.metrics.increment('kms.decryptKey');
     let secret: Secret;
     try {
-      secret = await this.kms.decryptKey(record.encryptedKey, this.secrets);
+      secret = await this.#kms.decryptKey(record.encryptedKey, this.secrets);
     } catch (err) {
       throw corruptRow(err, 'system key', id, record);
     }
@@ -271,25 +272,25 @@ export class KeyManager {
   private load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.load');
-    return this.metastore.load(id, created);
+    return this.#metastore.load(id, created);
   }
 
   private loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.loadLatest');
-    return this.metastore.loadLatest(id);
+    return this.#metastore.loadLatest(id);
   }
 
   private store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.store');
-    return this.metastore.store(id, created, record);
+    return this.#metastore.store(id, created, record);
   }
 
   /** Wipes every cached key, even one an unfinished operation holds (it then fails with ClosedError). */
   close(): void {
-    this.intermediateKeys.close();
-    this.systemKeys.close();
+    this.#intermediateKeys.close();
+    this.#systemKeys.close();
   }
 }
 
@@ -315,3 +316,5 @@ function requireParent(record: EnvelopeKeyRecord): KeyMeta {
   }
   return record.parentKeyMeta;
 }
+
+redactWith(KeyManager, (m) => ({ serviceName: m.serviceName, productId: m.productId }));

@@ -10,6 +10,7 @@ import { KeyManager, type Partition } from './key-manager.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, Lifecycle } from './lifecycle.js';
 import { Metrics, type MetricsHook, type MetricsSnapshot } from './metrics.js';
 import { systemClock, type Clock, type KeyManagementService, type Metastore } from './ports.js';
+import { redactWith } from './redact.js';
 import { Session } from './session.js';
 
 export interface SessionFactoryConfig {
@@ -49,41 +50,42 @@ interface CachedPartition {
 }
 
 export class SessionFactory {
-  private readonly keys: KeyManager;
-  private readonly secrets: SecretFactory;
-  private readonly ownsSecrets: boolean;
-  private readonly policy: CryptoPolicy;
-  private readonly clock: Clock;
-  private readonly kms: KeyManagementService;
-  private readonly metastore: Metastore;
-  private readonly sessionCache = new Map<string, CachedPartition>();
-  private readonly lifecycle = new Lifecycle(
+  // Private (#): a logger or serializer that walks the factory must not reach its keys (see redact.ts).
+  readonly #keys: KeyManager;
+  readonly #secrets: SecretFactory;
+  readonly #ownsSecrets: boolean;
+  readonly #policy: CryptoPolicy;
+  readonly #clock: Clock;
+  readonly #kms: KeyManagementService;
+  readonly #metastore: Metastore;
+  readonly #sessionCache = new Map<string, CachedPartition>();
+  readonly #lifecycle = new Lifecycle(
     'the SessionFactory was closed (close(), shutdown() or shutdownAsync()) and its keys were wiped; create a new ' +
       'SessionFactory (or call setup() again) to encrypt or decrypt',
   );
-  private closing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
 
   private constructor(config: SessionFactoryConfig) {
     if (config === null || typeof config !== 'object') throw new ConfigError('SessionFactory.create takes a config object');
     for (const key of ['metastore', 'kms'] as const) {
       if (config[key] === undefined || config[key] === null) throw new ConfigError(`${key} is required`);
     }
-    this.policy = config.policy instanceof CryptoPolicy ? config.policy : new CryptoPolicy(config.policy);
-    this.clock = config.clock ?? systemClock;
-    this.ownsSecrets = !(config.secrets instanceof SecretFactory);
-    this.secrets = config.secrets instanceof SecretFactory ? config.secrets : new SecretFactory(config.secrets);
-    this.kms = config.kms;
-    this.metastore = config.metastore;
-    this.keys = new KeyManager({
+    this.#policy = config.policy instanceof CryptoPolicy ? config.policy : new CryptoPolicy(config.policy);
+    this.#clock = config.clock ?? systemClock;
+    this.#ownsSecrets = !(config.secrets instanceof SecretFactory);
+    this.#secrets = config.secrets instanceof SecretFactory ? config.secrets : new SecretFactory(config.secrets);
+    this.#kms = config.kms;
+    this.#metastore = config.metastore;
+    this.#keys = new KeyManager({
       serviceName: config.serviceName,
       productId: config.productId,
       metastore: config.metastore,
       kms: config.kms,
-      policy: this.policy,
-      secrets: this.secrets,
+      policy: this.#policy,
+      secrets: this.#secrets,
       metrics: new Metrics(config.metrics),
-      clock: this.clock,
-      lifecycle: this.lifecycle,
+      clock: this.#clock,
+      lifecycle: this.#lifecycle,
       legacyKeyIdNames: config.legacyKeyIdNames,
     });
   }
@@ -95,7 +97,7 @@ export class SessionFactory {
   /** A session for one partition (user, account). No I/O. */
   getSession(partitionId: string): Session {
     this.checkOpen();
-    return new Session(this.keys, this.partitionOf(partitionId));
+    return new Session(this.#keys, this.partitionOf(partitionId));
   }
 
   /**
@@ -104,12 +106,12 @@ export class SessionFactory {
    */
   async prewarm(partitionIds: readonly string[]): Promise<void> {
     this.checkOpen();
-    const life = this.lifecycle;
+    const life = this.#lifecycle;
     life.begin();
     try {
       await Promise.all(
         partitionIds.map(async (id) => {
-          const key = await this.keys.latestIntermediateKey(this.partitionOf(id));
+          const key = await this.#keys.latestIntermediateKey(this.partitionOf(id));
           key.release();
         }),
       );
@@ -121,8 +123,8 @@ export class SessionFactory {
   }
 
   metrics(): FactoryMetrics {
-    const secureMemory = this.secrets.stats();
-    return { ...this.keys.metrics.snapshot(), secretsInUse: secureMemory.factorySecretsInUse, secureMemory };
+    const secureMemory = this.#secrets.stats();
+    return { ...this.#keys.metrics.snapshot(), secretsInUse: secureMemory.factorySecretsInUse, secureMemory };
   }
 
   /**
@@ -132,51 +134,58 @@ export class SessionFactory {
    * caller's. With `timeoutMs: 0` (or nothing in flight) the keys are wiped before close() returns its promise.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (this.closing !== undefined) return this.closing;
+    if (this.#closing !== undefined) return this.#closing;
     const timeoutMs = options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
       throw new ConfigError(`close() timeoutMs must be a non-negative number of milliseconds, got ${String(timeoutMs)}`);
     }
-    const drained = this.lifecycle.drain(timeoutMs); // refuses new operations from here on
-    if (this.lifecycle.isIdle || timeoutMs === 0) {
+    const drained = this.#lifecycle.drain(timeoutMs); // refuses new operations from here on
+    if (this.#lifecycle.isIdle || timeoutMs === 0) {
       this.wipe();
-      this.closing = Promise.resolve();
+      this.#closing = Promise.resolve();
     } else {
-      this.closing = drained.then(() => this.wipe());
+      this.#closing = drained.then(() => this.wipe());
     }
-    return this.closing;
+    return this.#closing;
   }
 
   private wipe(): void {
-    this.lifecycle.markClosed();
-    this.sessionCache.clear();
-    this.keys.close();
-    if (this.ownsSecrets) this.secrets.close();
+    this.#lifecycle.markClosed();
+    this.#sessionCache.clear();
+    this.#keys.close();
+    if (this.#ownsSecrets) this.#secrets.close();
   }
 
   /** The KMS and metastore given to `create`, e.g. to close them after the factory. */
   get adapters(): { kms: KeyManagementService; metastore: Metastore } {
-    return { kms: this.kms, metastore: this.metastore };
+    return { kms: this.#kms, metastore: this.#metastore };
   }
 
   private partitionOf(partitionId: string): Partition {
-    if (!this.policy.sessionCaching) return this.keys.partition(partitionId);
+    if (!this.#policy.sessionCaching) return this.#keys.partition(partitionId);
     // Session caching (EnableSessionCaching): sessions share the factory's key caches, so what a cached session
     // saves is its setup; each caller still gets its own Session, so closing one never affects another.
-    const now = this.clock.now();
-    const cached = this.sessionCache.get(partitionId);
+    const now = this.#clock.now();
+    const cached = this.#sessionCache.get(partitionId);
     if (cached !== undefined && cached.expiresAt > now) return cached.partition;
-    const partition = this.keys.partition(partitionId);
-    this.sessionCache.delete(partitionId);
-    if (this.sessionCache.size >= this.policy.sessionCacheMaxSize) {
-      const oldest = this.sessionCache.keys().next().value;
-      if (oldest !== undefined) this.sessionCache.delete(oldest);
+    const partition = this.#keys.partition(partitionId);
+    this.#sessionCache.delete(partitionId);
+    if (this.#sessionCache.size >= this.#policy.sessionCacheMaxSize) {
+      const oldest = this.#sessionCache.keys().next().value;
+      if (oldest !== undefined) this.#sessionCache.delete(oldest);
     }
-    this.sessionCache.set(partitionId, { partition, expiresAt: now + this.policy.sessionCacheDurationSeconds * 1000 });
+    this.#sessionCache.set(partitionId, { partition, expiresAt: now + this.#policy.sessionCacheDurationSeconds * 1000 });
     return partition;
   }
 
+  /** Whether close() has begun. */
+  get isClosed(): boolean {
+    return this.#closing !== undefined;
+  }
+
   private checkOpen(): void {
-    if (!this.lifecycle.isOpen) throw this.lifecycle.error();
+    if (!this.#lifecycle.isOpen) throw this.#lifecycle.error();
   }
 }
+
+redactWith(SessionFactory, (f) => ({ closed: f.isClosed }));

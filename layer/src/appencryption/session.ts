@@ -9,18 +9,24 @@ import { ClosedError, DecryptError, InvalidRecordError } from './errors.js';
 import { isValidIntermediateKeyId } from './key-ids.js';
 import type { KeyManager, Partition } from './key-manager.js';
 import type { DataRowRecord, KeyMeta } from './record-codec.js';
+import { redactWith } from './redact.js';
 
 const DATA_ROW_KEY_BYTES = 32;
 
 export class Session {
-  private closed = false;
+  // Private (#): nothing that enumerates a session (a logger, JSON.stringify, structuredClone) reaches the keys.
+  readonly #keys: KeyManager;
+  readonly #onClose: (() => void) | undefined;
+  #closed = false;
+  /** @internal The partition's key ids. */
+  readonly partition: Partition;
 
   /** @internal Made by SessionFactory.getSession. */
-  constructor(
-    private readonly keys: KeyManager,
-    readonly partition: Partition,
-    private readonly onClose?: () => void,
-  ) {}
+  constructor(keys: KeyManager, partition: Partition, onClose?: () => void) {
+    this.#keys = keys;
+    this.partition = partition;
+    this.#onClose = onClose;
+  }
 
   get partitionId(): string {
     return this.partition.id;
@@ -33,10 +39,10 @@ export class Session {
     if (!(plaintext instanceof Uint8Array)) {
       throw new ConfigError('encrypt takes a Buffer, Uint8Array or string');
     }
-    const life = this.keys.lifecycle;
+    const life = this.#keys.lifecycle;
     life.begin();
     try {
-      const pending = this.keys.latestIntermediateKey(this.partition);
+      const pending = this.#keys.latestIntermediateKey(this.partition);
       // Warm keys come back synchronously: nothing is awaited on the per-record path then.
       const ik = pending instanceof Promise ? await pending : pending;
       try {
@@ -54,12 +60,12 @@ export class Session {
 
   private seal(plaintext: Uint8Array, ik: CryptoKey): DataRowRecord {
     // DRK Created is not truncated (asherah-spec §1.3).
-    const created = Math.floor(this.keys.clock.now() / 1000);
-    const drk = this.keys.secrets.createRandom(DATA_ROW_KEY_BYTES);
+    const created = Math.floor(this.#keys.clock.now() / 1000);
+    const drk = this.#keys.secrets.createRandom(DATA_ROW_KEY_BYTES);
     try {
       const data = aead.encrypt(plaintext, drk);
       const encryptedKey = drk.withBytes((bytes) => aead.encrypt(bytes, ik.secret));
-      this.keys.metrics.increment('encrypt');
+      this.#keys.metrics.increment('encrypt');
       return {
         key: { created, encryptedKey, parentKeyMeta: { keyId: this.partition.intermediateKeyId, created: ik.created } },
         data,
@@ -74,17 +80,17 @@ export class Session {
     this.checkOpen();
     const { meta, encryptedKey, data } = checkDecoded(drr);
     const p = this.partition;
-    if (!isValidIntermediateKeyId(meta.keyId, p.id, this.keys.serviceName, this.keys.productId, p.suffix)) {
+    if (!isValidIntermediateKeyId(meta.keyId, p.id, this.#keys.serviceName, this.#keys.productId, p.suffix)) {
       // Go: "unable to decrypt record" (asherah-spec §1.2).
       throw new DecryptError(
         'cannot decrypt: the record belongs to another partition, service or product than this session; ' +
           'decrypt it with the partition it was encrypted for',
       );
     }
-    const life = this.keys.lifecycle;
+    const life = this.#keys.lifecycle;
     life.begin();
     try {
-      const pending = this.keys.intermediateKey(meta);
+      const pending = this.#keys.intermediateKey(meta);
       const ik = pending instanceof Promise ? await pending : pending;
       try {
         life.checkNotClosed();
@@ -100,10 +106,10 @@ export class Session {
   }
 
   private open(encryptedKey: Uint8Array, data: Uint8Array, ik: CryptoKey): Buffer {
-    const drk = aead.decryptToSecret(encryptedKey, ik.secret, this.keys.secrets, "the record's data row key (Key.Key)");
+    const drk = aead.decryptToSecret(encryptedKey, ik.secret, this.#keys.secrets, "the record's data row key (Key.Key)");
     try {
       const plaintext = aead.decrypt(data, drk);
-      this.keys.metrics.increment('decrypt');
+      this.#keys.metrics.increment('decrypt');
       return plaintext;
     } finally {
       drk.close();
@@ -112,16 +118,22 @@ export class Session {
 
   /** Ends this session; with session caching, the cached session lives on for other callers. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.onClose?.();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#onClose?.();
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new ClosedError('this session is closed; get a new one from the SessionFactory');
-    this.keys.lifecycle.checkNotClosed();
+    if (this.#closed) throw new ClosedError('this session is closed; get a new one from the SessionFactory');
+    this.#keys.lifecycle.checkNotClosed();
   }
 }
+
+redactWith(Session, (s) => ({ closed: s.isClosed }));
 
 /** The fields decrypt reads, read once (a getter cannot change them between the check and the use). */
 interface DecodedFields {

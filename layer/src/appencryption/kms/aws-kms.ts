@@ -33,6 +33,7 @@ import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
 import { ClosedError, InvalidRecordError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
+import { redactWith } from '../redact.js';
 
 type KmsSdk = typeof import('@aws-sdk/client-kms');
 
@@ -107,13 +108,13 @@ export const DEFAULT_KMS_REQUEST_HANDLER = Object.freeze({
 
 export class AwsKms implements KeyManagementService {
   /** Priority order: the preferred region first, then the rest in regionMap order. */
-  private readonly regionals: readonly RegionalKms[];
-  private readonly sdk: KmsSdk;
-  private readonly secrets: SecretFactory;
-  private readonly ownedClients: KMSClient[] = [];
-  private readonly logger: AwsKmsLogger | undefined;
-  private readonly metricsHook: AwsKmsMetricsHook | undefined;
-  private closed = false;
+  readonly #regionals: readonly RegionalKms[];
+  readonly #sdk: KmsSdk;
+  readonly #secrets: SecretFactory;
+  readonly #ownedClients: KMSClient[] = [];
+  readonly #logger: AwsKmsLogger | undefined;
+  readonly #metricsHook: AwsKmsMetricsHook | undefined;
+  #closed = false;
 
   constructor(options: AwsKmsOptions) {
     if (options === null || typeof options !== 'object') throw new ConfigError('AwsKms takes an options object');
@@ -125,12 +126,12 @@ export class AwsKms implements KeyManagementService {
     if (options.secrets === null || typeof options.secrets !== 'object') {
       throw new ConfigError('AwsKms needs secrets: the SecretFactory that holds the transient data keys');
     }
-    this.sdk = loadKmsSdk();
-    this.secrets = options.secrets;
-    this.logger = options.logger;
-    this.metricsHook = options.metrics;
+    this.#sdk = loadKmsSdk();
+    this.#secrets = options.secrets;
+    this.#logger = options.logger;
+    this.#metricsHook = options.metrics;
     try {
-      this.regionals = order.map((region) => {
+      this.#regionals = order.map((region) => {
         const client =
           typeof clients === 'function'
             ? clients(region)
@@ -140,7 +141,7 @@ export class AwsKms implements KeyManagementService {
         if (client == null || typeof (client as { send?: unknown }).send !== 'function') {
           throw new ConfigError(`AwsKms has no KMSClient for region ${JSON.stringify(region)} of regionMap`);
         }
-        if (typeof clients === 'function') this.ownedClients.push(client);
+        if (typeof clients === 'function') this.#ownedClients.push(client);
         return { region, arn: options.regionMap[region], client };
       });
     } catch (err) {
@@ -151,11 +152,11 @@ export class AwsKms implements KeyManagementService {
 
   /** The regions in the order they are tried: the preferred region first. */
   get regions(): string[] {
-    return this.regionals.map((r) => r.region);
+    return this.#regionals.map((r) => r.region);
   }
 
   get preferredRegion(): string {
-    return this.regionals[0].region;
+    return this.#regionals[0].region;
   }
 
   async encryptKey(systemKey: Secret): Promise<Buffer> {
@@ -163,7 +164,7 @@ export class AwsKms implements KeyManagementService {
     try {
       return await this.encryptWithKms(systemKey);
     } catch (err) {
-      throw this.closed ? this.closedError(err) : err;
+      throw this.#closed ? this.closedError(err) : err;
     }
   }
 
@@ -172,18 +173,22 @@ export class AwsKms implements KeyManagementService {
     try {
       return await this.decryptWithKms(encryptedKey, secrets);
     } catch (err) {
-      throw this.closed ? this.closedError(err) : err;
+      throw this.#closed ? this.closedError(err) : err;
     }
   }
 
   /** Destroys the clients this adapter made (from a client function); clients passed in stay the caller's. */
   close(): void {
-    this.closed = true;
-    for (const client of this.ownedClients.splice(0)) client.destroy();
+    this.#closed = true;
+    for (const client of this.#ownedClients.splice(0)) client.destroy();
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
   }
 
   private checkOpen(): void {
-    if (this.closed) throw this.closedError();
+    if (this.#closed) throw this.closedError();
   }
 
   private closedError(cause?: unknown): ClosedError {
@@ -200,7 +205,7 @@ export class AwsKms implements KeyManagementService {
     // The data key's plaintext has to be on the heap while the SDK serializes the Encrypt requests (it base64s it
     // into the request body, which cannot be wiped); it is zeroed as soon as every regional call has settled.
     try {
-      const key = this.secrets.createFrom(Buffer.from(dataKey.plaintext)); // the temporary copy is wiped
+      const key = this.#secrets.createFrom(Buffer.from(dataKey.plaintext)); // the temporary copy is wiped
       let encryptedKey: Buffer;
       try {
         encryptedKey = systemKey.withBytes((bytes) => aead.encrypt(bytes, key));
@@ -230,7 +235,7 @@ export class AwsKms implements KeyManagementService {
     for (const kek of envelope.kmsKeks) keks.set(kek.region, kek);
     const failures: string[] = [];
     const causes: unknown[] = [];
-    for (const regional of this.regionals) {
+    for (const regional of this.#regionals) {
       const kek = keks.get(regional.region);
       if (kek === undefined) {
         failures.push(`${regional.region}: the envelope has no KEK for this region`);
@@ -240,13 +245,13 @@ export class AwsKms implements KeyManagementService {
       let plaintext: Uint8Array | undefined;
       try {
         const out = await regional.client.send(
-          new this.sdk.DecryptCommand({ KeyId: regional.arn, CiphertextBlob: kek.encryptedKek }),
+          new this.#sdk.DecryptCommand({ KeyId: regional.arn, CiphertextBlob: kek.encryptedKek }),
         );
         plaintext = out.Plaintext;
         if (plaintext === undefined || plaintext.length !== DATA_KEY_BYTES) {
           throw new Error(`KMS Decrypt returned ${plaintext === undefined ? 'no' : `a ${plaintext.length}-byte`} plaintext, not a 32-byte data key`);
         }
-        const key = this.secrets.createFrom(plaintext); // wipes the SDK's copy
+        const key = this.#secrets.createFrom(plaintext); // wipes the SDK's copy
         try {
           return aead.decryptToSecret(envelope.encryptedKey, key, secrets);
         } finally {
@@ -273,11 +278,11 @@ export class AwsKms implements KeyManagementService {
   private async generateDataKey(): Promise<DataKey> {
     const failures: string[] = [];
     const causes: unknown[] = [];
-    for (const regional of this.regionals) {
+    for (const regional of this.#regionals) {
       this.count('generatedatakey', regional.region);
       try {
         const out = await regional.client.send(
-          new this.sdk.GenerateDataKeyCommand({ KeyId: regional.arn, KeySpec: 'AES_256' }),
+          new this.#sdk.GenerateDataKeyCommand({ KeyId: regional.arn, KeySpec: 'AES_256' }),
         );
         const plaintext = out.Plaintext;
         if (plaintext === undefined || plaintext.length !== DATA_KEY_BYTES || !out.CiphertextBlob?.length) {
@@ -306,14 +311,14 @@ export class AwsKms implements KeyManagementService {
    */
   private async wrapInEveryRegion(dataKey: DataKey): Promise<RegionalKek[]> {
     const keks = await Promise.all(
-      this.regionals.map(async (regional): Promise<RegionalKek | undefined> => {
+      this.#regionals.map(async (regional): Promise<RegionalKek | undefined> => {
         if (regional === dataKey.from || regional.arn === dataKey.keyId) {
           return { region: regional.region, arn: regional.arn, encryptedKek: Buffer.from(dataKey.ciphertextBlob) };
         }
         this.count('encrypt', regional.region);
         try {
           const out = await regional.client.send(
-            new this.sdk.EncryptCommand({ KeyId: regional.arn, Plaintext: dataKey.plaintext }),
+            new this.#sdk.EncryptCommand({ KeyId: regional.arn, Plaintext: dataKey.plaintext }),
           );
           if (!out.CiphertextBlob?.length) throw new Error('KMS Encrypt returned no CiphertextBlob');
           return { region: regional.region, arn: regional.arn, encryptedKek: Buffer.from(out.CiphertextBlob) };
@@ -329,7 +334,7 @@ export class AwsKms implements KeyManagementService {
   // ---- reporting ------------------------------------------------------------------------------------------------
 
   private count(operation: 'generatedatakey' | 'encrypt' | 'decrypt', region: string, suffix = ''): void {
-    this.metricsHook?.increment(`kms.aws.${operation}.${region}${suffix}`, 1);
+    this.#metricsHook?.increment(`kms.aws.${operation}.${region}${suffix}`, 1);
   }
 
   /** Logs and counts a failed regional call; returns "<region>: <reason>" for the all-regions-failed message. */
@@ -340,7 +345,7 @@ export class AwsKms implements KeyManagementService {
       operation === 'Encrypt'
         ? 'the new system key will not be decryptable in this region'
         : 'trying the next region, if any';
-    this.logger?.warn(`AWS KMS ${operation} failed in ${regional.region}: ${reason}; ${consequence}`, {
+    this.#logger?.warn(`AWS KMS ${operation} failed in ${regional.region}: ${reason}; ${consequence}`, {
       operation,
       region: regional.region,
       keyArn: regional.arn,
@@ -503,3 +508,5 @@ function describeError(err: unknown): string {
   const text = message === '' || message === name ? name : `${name}: ${message}`;
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
+
+redactWith(AwsKms, (k) => ({ regions: k.regions.join(', '), closed: k.isClosed }));

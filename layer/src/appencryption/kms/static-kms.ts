@@ -8,13 +8,14 @@ import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
 import { ClosedError, DecryptError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
+import { redactWith } from '../redact.js';
 
 /** The public test key of every Asherah implementation: the ASCII bytes of `thisIsAStaticMasterKeyForTesting`. */
 export const TEST_DEBUG_STATIC_MASTER_KEY_HEX = Buffer.from('thisIsAStaticMasterKeyForTesting', 'ascii').toString('hex');
 
 export class StaticKms implements KeyManagementService {
-  private readonly masterKey: Secret;
-  private closed = false;
+  readonly #masterKey: Secret;
+  #closed = false;
 
   /** `masterKeyHex`: 64 hex characters (32 bytes). The key is moved into secure memory at once. */
   constructor(masterKeyHex: string, secrets: SecretFactory) {
@@ -24,18 +25,18 @@ export class StaticKms implements KeyManagementService {
           '`openssl rand -hex 32`',
       );
     }
-    this.masterKey = secrets.createFrom(Buffer.from(masterKeyHex, 'hex'));
+    this.#masterKey = secrets.createFrom(Buffer.from(masterKeyHex, 'hex'));
   }
 
   async encryptKey(systemKey: Secret): Promise<Buffer> {
     this.checkOpen();
-    return systemKey.withBytes((bytes) => aead.encrypt(bytes, this.masterKey));
+    return systemKey.withBytes((bytes) => aead.encrypt(bytes, this.#masterKey));
   }
 
   async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
     this.checkOpen();
     try {
-      return aead.decryptToSecret(encryptedKey, this.masterKey, secrets);
+      return aead.decryptToSecret(encryptedKey, this.#masterKey, secrets);
     } catch (err) {
       if (!(err instanceof DecryptError)) throw err; // e.g. secure memory closed by a concurrent shutdown
       throw new KmsError(
@@ -48,11 +49,17 @@ export class StaticKms implements KeyManagementService {
 
   /** Wipes the master key; later calls fail with ClosedError. */
   close(): void {
-    this.closed = true;
-    this.masterKey.close();
+    this.#closed = true;
+    this.#masterKey.close();
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new ClosedError('the StaticKms was closed and its master key wiped; create a new StaticKms');
+    if (this.#closed) throw new ClosedError('the StaticKms was closed and its master key wiped; create a new StaticKms');
   }
 }
+
+redactWith(StaticKms, (k) => ({ closed: k.isClosed }));
