@@ -2,7 +2,8 @@ import { AsherahError } from '../errors.js';
 
 // Errors of the envelope-encryption core. Each keeps a stable `name` (what callers match on and what Lambda reports
 // as `errorType`) and the original error as `cause`. Messages name fields and say what to do; they never contain
-// key bytes, plaintext, or a record's key ids, timestamps or ciphertext.
+// key bytes, plaintext, or a DRR's key ids, timestamps or ciphertext. The one exception: a metastore row that holds
+// something other than a 32-byte key is named by its id and Created, which an operator needs to restore it.
 
 /** A DataRowRecord or EnvelopeKeyRecord is malformed (bad JSON, a missing field, a wrong type); the message names the field. */
 export class InvalidRecordError extends AsherahError {
