@@ -16,7 +16,7 @@ import {
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 // The shared directory sits next to the repository (../shared from the repo root), wherever it is cloned.
-const VECTORS_DIR = path.resolve(REPO_ROOT, '..', 'shared', 'vectors');
+const VECTORS_DIR = path.join(REPO_ROOT, 'test', 'vectors');
 const METASTORE_MODULE = path.join(REPO_ROOT, 'layer/src/appencryption/metastore/sqlite-metastore.ts');
 
 const SK_ID = '_SK_service_product';
@@ -383,7 +383,7 @@ describe('SqliteMetastore', () => {
   });
 });
 
-// Known-answer vectors written by upstream Go (shared/vectors/README.md): stored here as the Rust binding stores
+// Known-answer vectors written by upstream Go (test/vectors/README.md): stored here as the Rust binding stores
 // them, and loaded back to the exact key_record text.
 interface VectorFile {
   cases: { metastore_rows: { id: string; created: number; key_record: string }[] }[];

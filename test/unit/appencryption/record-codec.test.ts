@@ -11,7 +11,7 @@ import {
 import { InvalidRecordError } from '../../../layer/src/appencryption/errors';
 
 // The shared vectors live next to the repository (../shared from the repo root), wherever it is cloned.
-const VECTORS_DIR = path.resolve(__dirname, '../../../../shared/vectors');
+const VECTORS_DIR = path.resolve(__dirname, '../../vectors');
 
 interface VectorCase {
   metastore_rows: { id: string; created: number; key_record: string }[];

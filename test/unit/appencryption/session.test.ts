@@ -13,7 +13,7 @@ import {
 } from '../../../layer/src/index';
 import { testFactory, type TestFactory } from '../../support/envelope';
 
-const vectorsDir = path.resolve(__dirname, '../../../..', 'shared', 'vectors');
+const vectorsDir = path.resolve(__dirname, '../../vectors');
 
 describe('Session', () => {
   let t: TestFactory;

@@ -5,10 +5,10 @@ import { decrypt, decryptToSecret } from '../../../layer/src/appencryption/aead'
 import { intermediateKeyId, isValidIntermediateKeyId, systemKeyId } from '../../../layer/src/appencryption/key-ids';
 import { decodeDataRowRecord, decodeEnvelopeKeyRecord, type KeyMeta } from '../../../layer/src/appencryption/record-codec';
 
-// Known-answer vectors written by upstream Go Asherah (shared/vectors/README.md, asherah-spec §8.3), decrypted here
+// Known-answer vectors written by upstream Go Asherah (test/vectors/README.md), decrypted here
 // with only the AEAD, the record codec and the key ids: master key → SK → IK → DRK → plaintext.
 // The shared directory sits next to the repository (../shared from the repo root), wherever it is cloned.
-const VECTORS_DIR = path.resolve(__dirname, '../../../../shared/vectors');
+const VECTORS_DIR = path.resolve(__dirname, '../../vectors');
 
 interface VectorFile {
   schema: string;
