@@ -52,6 +52,7 @@ interface Sample {
   vmLck: number;
   resident: number;
   sealed: number;
+  /** Cache hits among lookups in this interval (not since the start: the warm-up would hide the steady state). */
   hitRate: number;
   metastoreCalls: number;
 }
@@ -73,8 +74,9 @@ async function soak(): Promise<void> {
   let peakLocked = 0;
   const started = process.hrtime.bigint();
   console.log(`soak: ${ops} round trips over ${partitions} partitions, RLIMIT_MEMLOCK ${LIMIT_BYTES}, IK cache ${policy.intermediateKeyCacheMaxSize ?? 'default'}`);
-  console.log('| ops | s | RSS MiB | heap MiB | VmLck | resident | sealed | cache hit rate | metastore calls |');
+  console.log('| ops | s | RSS MiB | heap MiB | VmLck | resident | sealed | interval hit rate | interval metastore calls |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  let before = { hits: 0, misses: 0, metastoreCalls: 0 };
   try {
     // A fixed pseudo-random walk over the partitions (no Math.random: runs are comparable).
     const next = mulberry32(12345);
@@ -96,9 +98,10 @@ async function soak(): Promise<void> {
           vmLck: readLockedBytes() ?? 0,
           resident: m.secureMemory.residentSecrets,
           sealed: m.secureMemory.sealedSecrets,
-          hitRate: m.cacheHits / Math.max(1, m.cacheHits + m.cacheMisses),
-          metastoreCalls: m.metastoreCalls,
+          hitRate: (m.cacheHits - before.hits) / Math.max(1, m.cacheHits - before.hits + m.cacheMisses - before.misses),
+          metastoreCalls: m.metastoreCalls - before.metastoreCalls,
         };
+        before = { hits: m.cacheHits, misses: m.cacheMisses, metastoreCalls: m.metastoreCalls };
         samples.push(sample);
         console.log(
           `| ${sample.ops} | ${sample.seconds.toFixed(1)} | ${sample.rssMiB.toFixed(1)} | ${sample.heapMiB.toFixed(1)} | ` +

@@ -14,8 +14,13 @@ export interface CryptoPolicyOptions {
   createDatePrecisionSeconds?: number;
   cacheSystemKeys?: boolean;
   cacheIntermediateKeys?: boolean;
-  /** Default 1000 each. Each cached key is one 64-byte unit of locked memory (docs/memlock.md). */
+  /** Default 1000. */
   systemKeyCacheMaxSize?: number;
+  /**
+   * Default 10,000. Past the locked budget (about 1,000 keys in Lambda's 64 KiB) cached keys are sealed, costing
+   * about 600 bytes of heap each and no locked memory, and an unseal is far cheaper than the metastore read an
+   * eviction costs: `npm run soak` (docs/cold-start-caching.md) measured the sizes.
+   */
   intermediateKeyCacheMaxSize?: number;
   /** Reuse sessions per partition (EnableSessionCaching). Default false. */
   sessionCaching?: boolean;
@@ -25,6 +30,7 @@ export interface CryptoPolicyOptions {
 
 export const DEFAULT_EXPIRE_AFTER_SECONDS = 90 * 24 * 3600;
 export const DEFAULT_CHECK_INTERVAL_SECONDS = 3600;
+export const DEFAULT_INTERMEDIATE_KEY_CACHE_SIZE = 10_000;
 
 export class CryptoPolicy {
   readonly expireAfterSeconds: number;
@@ -51,7 +57,11 @@ export class CryptoPolicy {
     this.cacheSystemKeys = options.cacheSystemKeys ?? true;
     this.cacheIntermediateKeys = options.cacheIntermediateKeys ?? true;
     this.systemKeyCacheMaxSize = wholeNumber(options.systemKeyCacheMaxSize, 1000, 'systemKeyCacheMaxSize');
-    this.intermediateKeyCacheMaxSize = wholeNumber(options.intermediateKeyCacheMaxSize, 1000, 'intermediateKeyCacheMaxSize');
+    this.intermediateKeyCacheMaxSize = wholeNumber(
+      options.intermediateKeyCacheMaxSize,
+      DEFAULT_INTERMEDIATE_KEY_CACHE_SIZE,
+      'intermediateKeyCacheMaxSize',
+    );
     this.sessionCaching = options.sessionCaching ?? false;
     this.sessionCacheMaxSize = wholeNumber(options.sessionCacheMaxSize, 1000, 'sessionCacheMaxSize');
     this.sessionCacheDurationSeconds = positive(options.sessionCacheDurationSeconds, 7200, 'sessionCacheDurationSeconds');
