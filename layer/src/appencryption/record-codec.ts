@@ -21,6 +21,7 @@ import { InvalidRecordError } from './errors.js';
 //   - a missing (or null) Key or Data, a DRR key without ParentKeyMeta (Go fails at decrypt with "parent key
 //     cannot be empty", spec §1.6), a ParentKeyMeta without a string KeyId, a non-boolean Revoked.
 //   - anything that is not a JSON object, and text that is not JSON.
+//   - an object form whose fields cannot be read: a getter or Proxy trap that throws (found by test/fuzz).
 
 /** Identifies a stored key: its id (`_SK_…` / `_IK_…`) and its Created time in Unix seconds. */
 export interface KeyMeta {
@@ -216,12 +217,16 @@ export function decodeDataRowRecord(input: string | Uint8Array | object): DataRo
   const root = toJsonObject(input, 'DataRowRecord');
   let key: unknown;
   let data: unknown;
-  for (const name of Object.keys(root)) {
-    // Later duplicates win, as in Go.
-    switch (foldName(name)) {
-      case 'KEY': key = root[name]; break;
-      case 'DATA': data = root[name]; break;
+  try {
+    for (const name of Object.keys(root)) {
+      // Later duplicates win, as in Go.
+      switch (foldName(name)) {
+        case 'KEY': key = root[name]; break;
+        case 'DATA': data = root[name]; break;
+      }
     }
+  } catch (err) {
+    throw unreadable('DataRowRecord', '', err);
   }
   if (key == null) throw invalid('DataRowRecord', 'Key', 'is missing');
   return {
@@ -241,13 +246,17 @@ function readEnvelopeKeyRecord(value: unknown, kind: RecordKind, prefix: string,
   let created: unknown;
   let key: unknown;
   let parent: unknown;
-  for (const name of Object.keys(object)) {
-    switch (foldName(name)) {
-      case 'REVOKED': revoked = object[name]; break;
-      case 'CREATED': created = object[name]; break;
-      case 'KEY': key = object[name]; break;
-      case 'PARENTKEYMETA': parent = object[name]; break;
+  try {
+    for (const name of Object.keys(object)) {
+      switch (foldName(name)) {
+        case 'REVOKED': revoked = object[name]; break;
+        case 'CREATED': created = object[name]; break;
+        case 'KEY': key = object[name]; break;
+        case 'PARENTKEYMETA': parent = object[name]; break;
+      }
     }
+  } catch (err) {
+    throw unreadable(kind, prefix.slice(0, -1), err);
   }
   const record: EnvelopeKeyRecord = {
     created: readCreated(created, kind, `${prefix}Created`),
@@ -270,11 +279,15 @@ function readKeyMeta(value: unknown, kind: RecordKind, path: string): KeyMeta {
   const object = asObject(value, kind, path);
   let keyId: unknown;
   let created: unknown;
-  for (const name of Object.keys(object)) {
-    switch (foldName(name)) {
-      case 'KEYID': keyId = object[name]; break;
-      case 'CREATED': created = object[name]; break;
+  try {
+    for (const name of Object.keys(object)) {
+      switch (foldName(name)) {
+        case 'KEYID': keyId = object[name]; break;
+        case 'CREATED': created = object[name]; break;
+      }
     }
+  } catch (err) {
+    throw unreadable(kind, path, err);
   }
   if (keyId == null) throw invalid(kind, `${path}.KeyId`, 'is missing');
   if (typeof keyId !== 'string') throw invalid(kind, `${path}.KeyId`, `must be a string, got ${describe(keyId)}`);
@@ -336,10 +349,15 @@ function base64Problem(text: string): string {
 
 function toJsonObject(input: string | Uint8Array | object, kind: RecordKind): JsonObject {
   let value: unknown = input;
-  if (typeof input === 'string' || input instanceof Uint8Array) {
+  if (typeof input === 'string' || isBytes(input, kind, '')) {
     // Invalid UTF-8 becomes U+FFFD, as in Go's decoder; inside JSON syntax that is then a parse error.
-    const text =
-      typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
+    let text: string;
+    try {
+      text = typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString('utf8');
+    } catch (err) {
+      // A Proxy of a Uint8Array, or a typed array whose buffer getter throws.
+      throw unreadable(kind, '', err);
+    }
     try {
       value = JSON.parse(text);
     } catch (err) {
@@ -361,13 +379,43 @@ function syntaxErrorDetail(err: unknown): string {
 }
 
 function asObject(value: unknown, kind: RecordKind, path: string): JsonObject {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)) {
+  if (typeof value === 'object' && value !== null && !isArray(value, kind, path) && !isBytes(value, kind, path)) {
     return value as JsonObject;
   }
   if (path === '') {
     throw new InvalidRecordError(`invalid ${kind}: expected a JSON object, got ${describe(value)}; ${HINTS[kind]}`);
   }
   throw invalid(kind, path, `must be a JSON object, got ${describe(value)}`);
+}
+
+// Array.isArray and instanceof throw a TypeError for a revoked Proxy (and instanceof runs a Proxy's getPrototypeOf).
+function isArray(value: object, kind: RecordKind, path: string): boolean {
+  try {
+    return Array.isArray(value);
+  } catch (err) {
+    throw unreadable(kind, path, err);
+  }
+}
+
+function isBytes(value: object, kind: RecordKind, path: string): value is Uint8Array {
+  try {
+    return value instanceof Uint8Array;
+  } catch (err) {
+    throw unreadable(kind, path, err);
+  }
+}
+
+/**
+ * An object form whose fields cannot be read: a getter or a Proxy trap threw. The caller's own error is kept as
+ * `cause` (it is not record data); records from JSON.parse never get here.
+ */
+function unreadable(kind: RecordKind, path: string, err: unknown): InvalidRecordError {
+  const what = path === '' ? 'the object' : path;
+  return new InvalidRecordError(
+    `invalid ${kind}: ${what} could not be read (a property getter or Proxy threw); pass a plain object as ` +
+      `JSON.parse returns it; ${HINTS[kind]}`,
+    { cause: err },
+  );
 }
 
 /**
