@@ -19,18 +19,14 @@ export type Request =
 
 // Linear (no nested quantifiers, so no backtracking on megabytes); the length is checked separately.
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+// With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
 
 export function parseEvent(event: unknown, maxPartitionLength: number): Request {
-  if (event === null || typeof event !== 'object' || Array.isArray(event)) {
-    throw new EventValidationError(
-      'the event must be a JSON object: {"Partition": "...", "Payload": "<base64>"} to encrypt, ' +
-        '{"Partition": "...", "DRR": {...}} to decrypt',
-    );
+  const { Name: name, Partition: partition, Payload: payload, DRR: drr } = readFields(event);
+  if (name !== undefined && name !== null && typeof name !== 'string') {
+    throw new EventValidationError('Name, when present, must be a string');
   }
-  const e = event as Record<string, unknown>;
-  const name = e.Name ?? undefined;
-  if (name !== undefined && typeof name !== 'string') throw new EventValidationError('Name, when present, must be a string');
-  const partition = e.Partition;
   if (typeof partition !== 'string' || partition === '') {
     throw new EventValidationError('Partition must be a non-empty string: the id of the user or account the data belongs to');
   }
@@ -39,8 +35,13 @@ export function parseEvent(event: unknown, maxPartitionLength: number): Request 
       `Partition is ${partition.length} characters; the limit is ${maxPartitionLength} (it becomes part of a key id)`,
     );
   }
-  const hasPayload = e.Payload !== undefined && e.Payload !== null;
-  const hasDrr = e.DRR !== undefined && e.DRR !== null;
+  // A lone surrogate half becomes U+FFFD when the DRR's KeyId goes through JSON, so the partition could encrypt
+  // but never decrypt its records.
+  if (LONE_SURROGATE.test(partition)) {
+    throw new EventValidationError('Partition must be well-formed Unicode: it contains an unpaired UTF-16 surrogate (U+D800 to U+DFFF)');
+  }
+  const hasPayload = payload !== undefined && payload !== null;
+  const hasDrr = drr !== undefined && drr !== null;
   if (hasPayload === hasDrr) {
     throw new EventValidationError(
       hasPayload
@@ -48,9 +49,8 @@ export function parseEvent(event: unknown, maxPartitionLength: number): Request 
         : 'the event must contain a Payload (for encryption) or a DRR (for decryption)',
     );
   }
-  const base = name === undefined ? { partition } : { name, partition };
+  const base = typeof name === 'string' ? { name, partition } : { partition };
   if (hasPayload) {
-    const payload = e.Payload;
     if (typeof payload !== 'string' || payload.length % 4 !== 0 || !BASE64.test(payload)) {
       throw new EventValidationError('Payload must be standard base64 with "=" padding (RFC 4648 §4)');
     }
@@ -64,9 +64,51 @@ export function parseEvent(event: unknown, maxPartitionLength: number): Request 
     const bytes = Buffer.from(payload, 'base64');
     return { kind: 'encrypt', ...base, payload: bytes };
   }
-  if (typeof e.DRR !== 'object' || Array.isArray(e.DRR)) {
+  // Bytes are refused like text: Lambda delivers the DRR as a JSON object, and decodeDataRowRecord would parse them.
+  if (typeof drr !== 'object' || drr === null || isArrayOrBytes(drr)) {
     throw new EventValidationError('DRR must be the DataRowRecord object an encrypt returned ({"Key": {...}, "Data": "..."})');
   }
   // A malformed DRR is an InvalidRecordError naming the field.
-  return { kind: 'decrypt', ...base, drr: decodeDataRowRecord(e.DRR as object) };
+  return { kind: 'decrypt', ...base, drr: decodeDataRowRecord(drr as object) };
+}
+
+interface EventFields {
+  Name?: unknown;
+  Partition?: unknown;
+  Payload?: unknown;
+  DRR?: unknown;
+}
+
+/**
+ * The event's fields, each read once: a getter cannot answer differently between the check and the use. Lambda
+ * passes JSON.parse output; anything whose fields cannot be read (a getter or Proxy that throws) is refused.
+ */
+function readFields(event: unknown): EventFields {
+  if (event === null || typeof event !== 'object' || isArrayOrBytes(event)) {
+    throw new EventValidationError(
+      'the event must be a JSON object: {"Partition": "...", "Payload": "<base64>"} to encrypt, ' +
+        '{"Partition": "...", "DRR": {...}} to decrypt',
+    );
+  }
+  try {
+    const e = event as EventFields;
+    return { Name: e.Name, Partition: e.Partition, Payload: e.Payload, DRR: e.DRR };
+  } catch (err) {
+    throw unreadable(err);
+  }
+}
+
+function isArrayOrBytes(value: object): boolean {
+  try {
+    return Array.isArray(value) || ArrayBuffer.isView(value);
+  } catch (err) {
+    throw unreadable(err); // a revoked Proxy
+  }
+}
+
+function unreadable(err: unknown): EventValidationError {
+  return new EventValidationError(
+    'the event could not be read (a property getter or Proxy threw); pass the event as a plain JSON object',
+    { cause: err },
+  );
 }
