@@ -79,30 +79,46 @@ const CONFIG_NAMES: NameSource = {
   optIn: 'LegacyKeyIdNames: true',
 };
 
-/** Checks every key and value; returns the config typed. */
+/**
+ * Checks every key and value; returns a copy of the config's own enumerable fields, typed. Each field is read once
+ * (a getter cannot answer differently later), and inherited fields are ignored as Object.entries ignores them.
+ */
 export function validateConfig(input: unknown): AsherahConfig {
   const config = typeof input === 'string' ? parseJson(input) : input;
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+  if (config === null || typeof config !== 'object' || isArray(config)) {
     throw new ConfigError('the Asherah config must be an object (or its JSON text)');
   }
-  const record = config as Record<string, unknown>;
-  for (const [key, value] of Object.entries(record)) {
-    const kind = KEYS[key as keyof AsherahConfig];
+  const record: Record<string, unknown> = {};
+  for (const [key, value] of ownEntries(config)) {
+    // Own keys only: KEYS.constructor or KEYS.__proto__ (inherited) is no config key.
+    const kind = Object.hasOwn(KEYS, key) ? KEYS[key as keyof AsherahConfig] : undefined;
     if (kind === undefined) {
       const hint = Object.keys(KEYS).find((k) => k.toLowerCase() === key.toLowerCase());
       throw new ConfigError(
         `unknown config key ${JSON.stringify(key)}` + (hint ? `; did you mean ${hint}?` : '; see AsherahConfig for the keys'),
       );
     }
+    record[key] = value; // a known key, so never __proto__
     if (value === undefined || value === null) continue;
-    const actual = Array.isArray(value) ? 'array' : typeof value;
+    const actual = isArray(value) ? 'array' : typeof value;
     if (actual !== kind) {
       throw new ConfigError(`config key ${key} must be ${kind === 'object' ? 'an' : 'a'} ${kind}, got ${actual}`);
     }
+    // RegionMap is copied the same way, so that AwsKms never meets a getter or Proxy that throws.
+    if (kind === 'object') record[key] = copyOwnFields(value as object);
   }
   for (const required of ['ServiceName', 'ProductID', 'Metastore', 'KMS'] as const) {
     if (typeof record[required] !== 'string' || record[required] === '') {
       throw new ConfigError(`config key ${required} is required (a non-empty string)`);
+    }
+  }
+  // A lone surrogate half becomes U+FFFD when the DRR's KeyId goes through JSON, so every record's IK id would
+  // stop matching: encrypt would work and every decrypt fail. No opt-in (LegacyKeyIdNames) can make that useful.
+  for (const name of ['ServiceName', 'ProductID'] as const) {
+    if (LONE_SURROGATE.test(record[name] as string)) {
+      throw new ConfigError(
+        `config key ${name} must be well-formed Unicode: it contains an unpaired UTF-16 surrogate (U+D800 to U+DFFF)`,
+      );
     }
   }
   // ExpireAfter bounds the minute-truncation of key Created, which the wire format keeps in whole seconds.
@@ -122,7 +138,38 @@ export function validateConfig(input: unknown): AsherahConfig {
   if (maxSize !== undefined && maxSize !== null && !(Number.isSafeInteger(maxSize) && (maxSize as number) > 0)) {
     throw new ConfigError('config key SessionCacheMaxSize must be a positive integer');
   }
-  return config as AsherahConfig;
+  return record as unknown as AsherahConfig;
+}
+
+// With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+// Array.isArray throws a TypeError for a revoked Proxy.
+function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch (err) {
+    throw unreadable(err);
+  }
+}
+
+function ownEntries(value: object): [string, unknown][] {
+  try {
+    return Object.entries(value);
+  } catch (err) {
+    throw unreadable(err);
+  }
+}
+
+function copyOwnFields(value: object): Record<string, unknown> {
+  return Object.fromEntries(ownEntries(value)); // defines, so an own "__proto__" key stays a plain field
+}
+
+function unreadable(err: unknown): ConfigError {
+  return new ConfigError(
+    'the Asherah config could not be read (a property getter or Proxy threw); pass a plain object or its JSON text',
+    { cause: err },
+  );
 }
 
 function parseJson(text: string): unknown {
