@@ -84,25 +84,48 @@ export interface RunningFunction {
   stop(): Promise<void>;
 }
 
-/** Starts a runtime process on the artifacts, as one Lambda execution environment. */
-export async function startFunction(artifacts: Artifacts, env: NodeJS.ProcessEnv): Promise<RunningFunction> {
-  const api = await LambdaRuntimeApi.start();
+/** The runtime bootstrap that polls the Runtime API (a stand-in for the managed runtime's). */
+export const BOOTSTRAP = path.join(__dirname, 'lambda-bootstrap.mjs');
+
+/** How to start the runtime process: by default this Node.js, with the artifacts where prepareArtifacts put them. */
+export interface Launch {
+  command: string;
+  args: string[];
+  /** Where the runtime sees the artifacts and what Lambda sets for them (NODE_PATH, LAMBDA_TASK_ROOT, …). */
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+function defaultLaunch(artifacts: Artifacts): Launch {
   const opt = artifacts.optRoot;
   const nodePath = [path.join(opt, 'nodejs', 'node22', 'node_modules'), path.join(opt, 'nodejs', 'node_modules'), artifacts.runtimeModules, artifacts.taskRoot].join(':');
-  const startedAt = Date.now();
-  const child = spawn(process.execPath, [path.join(__dirname, 'lambda-bootstrap.mjs')], {
+  return {
+    command: process.execPath,
+    args: [BOOTSTRAP],
     cwd: artifacts.taskRoot,
+    env: { NODE_PATH: nodePath, LAMBDA_TASK_ROOT: artifacts.taskRoot, AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' },
+  };
+}
+
+/** Starts a runtime process on the artifacts, as one Lambda execution environment. */
+export async function startFunction(
+  artifacts: Artifacts,
+  env: NodeJS.ProcessEnv,
+  launch: Launch = defaultLaunch(artifacts),
+): Promise<RunningFunction> {
+  const api = await LambdaRuntimeApi.start();
+  const startedAt = Date.now();
+  const child = spawn(launch.command, launch.args, {
+    cwd: launch.cwd,
     env: {
       PATH: process.env.PATH,
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
-      NODE_PATH: nodePath,
-      LAMBDA_TASK_ROOT: artifacts.taskRoot,
       _HANDLER: 'init.handler',
       AWS_LAMBDA_RUNTIME_API: api.address,
       AWS_LAMBDA_FUNCTION_NAME: 'asherah-starter',
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '512',
-      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+      ...launch.env,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
