@@ -223,8 +223,13 @@ describe('decrypt of fuzzed records (Metastore memory, KMS test-debug-static)', 
     await fc.assert(
       fc.asyncProperty(textEdits, fc.boolean(), async (edits, asBytes) => {
         const text = applyTextEdits(validText, edits);
+        // decryptAsync also takes the DRR as UTF-8 bytes (decodeDataRowRecord does).
         const outcome = asBytes
-          ? await asyncOutcomeOf(async () => (await decryptAsync(PARTITION, text)).toString('utf8'), undefined, secrets)
+          ? await asyncOutcomeOf(
+              async () => (await decryptAsync(PARTITION, Buffer.from(text, 'utf8') as unknown as string)).toString('utf8'),
+              undefined,
+              secrets,
+            )
           : await asyncOutcomeOf(() => decryptStringAsync(PARTITION, text), undefined, secrets);
         if ('value' in outcome && outcome.value !== PLAINTEXT) throw new Error('a mutated record decrypted to other plaintext');
       }),
