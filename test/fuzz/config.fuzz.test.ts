@@ -282,7 +282,7 @@ describe('validateConfig', () => {
     }
     expect(() => validateConfig(throwingProxy())).toThrow(/could not be read/);
     // Inherited fields are not config: they skipped the type checks, and an inherited ConnectionString of the
-    // wrong type reached better-sqlite3 (a TypeError).
+    // wrong type reached SqliteMetastore (TypeError: connectionString.startsWith is not a function).
     const inherited = Object.create({ ...BASE, Metastore: 'sqlite', ConnectionString: 5 }) as AsherahConfig;
     expect(() => validateConfig(inherited)).toThrow(/config key ServiceName is required/);
     expect(() => setup(inherited)).toThrow(ConfigError);
