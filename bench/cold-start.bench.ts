@@ -6,9 +6,14 @@
  * phase costs. Local loopback servers answer in well under a millisecond, so these times are the library's own
  * cost; real KMS and DynamoDB add their round trips to each call counted here.
  */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { canSandbox, sandboxLaunch } from '../test/runtimes/lambda-sandbox';
+import { NODE_22_X64, nodeBinary } from '../test/runtimes/node-binaries';
 import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../test/support/dynalite';
 import { keyArn, KmsServer } from '../test/support/kms-server';
-import { prepareArtifacts, startFunction } from '../test/support/lambda-artifacts';
+import { prepareArtifacts, startFunction, type Artifacts, type Launch } from '../test/support/lambda-artifacts';
 
 interface Sample {
   initMs: number;
@@ -24,16 +29,70 @@ interface Sample {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export async function runColdStartBench(environments = 5, warmInvocations = 50): Promise<Record<string, Sample>> {
+/**
+ * Floors for INIT, measured in the same run: handlers that do nothing but what any function of this kind must
+ * (nothing at all; load koffi from the layer and make the AWS SDK clients the function uses).
+ */
+const FLOORS: Record<string, string> = {
+  'floor: empty handler': 'exports.handler = async () => ({});\n',
+  'floor: koffi + SDK clients': [
+    "require('koffi');",
+    "const { DynamoDBClient } = require('@aws-sdk/client-dynamodb');",
+    "const { KMSClient } = require('@aws-sdk/client-kms');",
+    'new DynamoDBClient({}); new KMSClient({});',
+    'exports.handler = async () => ({});',
+    '',
+  ].join('\n'),
+};
+
+/** Node 22 in Lambda's layout and limits where this host allows it (root), else Node 22 on the repo's layout. */
+function node22Launch(artifacts: Artifacts): Launch | undefined {
+  const node = nodeBinary(NODE_22_X64);
+  if (canSandbox().ok) return sandboxLaunch(artifacts, { node, arch: 'x64', major: 22 });
+  return undefined;
+}
+
+export interface FloorSample {
+  initMs: number;
+  firstMs: number;
+}
+
+/** INIT and first-invoke medians of the floor handlers, each in `environments` fresh processes. */
+export async function runFloors(artifacts: Artifacts, environments: number): Promise<Record<string, FloorSample>> {
+  const results: Record<string, FloorSample> = {};
+  for (const [label, source] of Object.entries(FLOORS)) {
+    const taskRoot = mkdtempSync(path.join(tmpdir(), 'floor-'));
+    try {
+      chmodSync(taskRoot, 0o755); // mkdtemp makes it 0700; the runtime runs as nobody
+      writeFileSync(path.join(taskRoot, 'index.js'), source);
+      const floor = { ...artifacts, taskRoot };
+      const inits: number[] = [];
+      const firsts: number[] = [];
+      for (let i = 0; i < environments; i++) {
+        const fn = await startFunction(floor, { ...DUMMY_CREDENTIALS_ENV, AWS_REGION: TEST_REGION, _HANDLER: 'index.handler' }, node22Launch(floor));
+        inits.push(await fn.initDone());
+        firsts.push((await fn.invoke({})).ms);
+        await fn.stop();
+      }
+      results[label] = { initMs: median(inits), firstMs: median(firsts) };
+    } finally {
+      rmSync(taskRoot, { recursive: true, force: true });
+    }
+  }
+  return results;
+}
+
+export async function runColdStartBench(environments = 5, warmInvocations = 50): Promise<Record<string, Sample | FloorSample>> {
   const artifacts = prepareArtifacts();
   const dynamo = await startDynalite();
   const arn = keyArn(TEST_REGION);
   const kms = await KmsServer.start({ keys: [arn] });
   const kmsCalls = () => kms.requests.GenerateDataKey + kms.requests.Encrypt + kms.requests.Decrypt;
-  const results: Record<string, Sample> = {};
+  const results: Record<string, Sample | FloorSample> = {};
   try {
+    Object.assign(results, await runFloors(artifacts, environments));
     // Keys exist before the measured cold starts, as in a running system: each cold start loads, never creates.
-    const seed = await startFunction(artifacts, env(dynamo.endpoint, arn, kms.endpoint, ''));
+    const seed = await startFunction(artifacts, env(dynamo.endpoint, arn, kms.endpoint, ''), node22Launch(artifacts));
     await seed.initDone();
     await seed.invoke({ Partition: 'tenant-1', Payload: 'aGk=' });
     await seed.stop();
@@ -42,7 +101,7 @@ export async function runColdStartBench(environments = 5, warmInvocations = 50):
       const samples: Sample[] = [];
       for (let i = 0; i < environments; i++) {
         const kmsBefore = kmsCalls();
-        const fn = await startFunction(artifacts, env(dynamo.endpoint, arn, kms.endpoint, prewarm));
+        const fn = await startFunction(artifacts, env(dynamo.endpoint, arn, kms.endpoint, prewarm), node22Launch(artifacts));
         const initMs = await fn.initDone();
         const initKms = kmsCalls() - kmsBefore;
         const first = await fn.invoke({ Partition: 'tenant-1', Payload: 'aGk=' });
@@ -91,13 +150,20 @@ function env(endpoint: string, arn: string, kmsEndpoint: string, prewarm: string
   };
 }
 
-export function printColdStartTable(results: Record<string, Sample>): void {
-  console.log('\n## Cold start and warm invocations of the built function (medians)\n');
-  console.log('| setup | INIT | 1st invoke | warm invoke | KMS calls INIT / 1st / warm | metastore calls INIT / 1st / warm |');
-  console.log('|---|---:|---:|---:|---|---|');
+export function printColdStartTable(results: Record<string, Sample | FloorSample>): void {
+  console.log('\n## Cold start and warm invocations of the built function on Node 22 (medians of 5 environments)\n');
+  console.log('Each environment is a fresh runtime process in Lambda\'s layout (read-only /var/task and /opt, nobody, 64 KiB memlock).');
+  console.log('| setup | INIT | INIT over the koffi + SDK floor | 1st invoke | warm invoke | KMS calls INIT / 1st / warm | metastore calls INIT / 1st / warm |');
+  console.log('|---|---:|---:|---:|---:|---|---|');
+  const floor = results['floor: koffi + SDK clients']?.initMs ?? NaN;
   for (const [label, s] of Object.entries(results)) {
+    const over = `${(s.initMs - floor).toFixed(0)} ms (${(s.initMs / floor).toFixed(2)}x)`;
+    if (!('warmMs' in s)) {
+      console.log(`| ${label} | ${s.initMs.toFixed(0)} ms | ${over} | ${s.firstMs.toFixed(1)} ms | | | |`);
+      continue;
+    }
     console.log(
-      `| ${label} | ${s.initMs.toFixed(0)} ms | ${s.firstMs.toFixed(1)} ms | ${s.warmMs.toFixed(2)} ms | ` +
+      `| ${label} | ${s.initMs.toFixed(0)} ms | ${over} | ${s.firstMs.toFixed(1)} ms | ${s.warmMs.toFixed(2)} ms | ` +
         `${s.initKms} / ${s.firstKms} / ${s.warmKms} | ${s.initMetastore} / ${s.firstMetastore} / ${s.warmMetastore} |`,
     );
   }
