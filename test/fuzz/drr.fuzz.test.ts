@@ -266,14 +266,10 @@ describe('decrypt of fuzzed records (Metastore memory, KMS test-debug-static)', 
     );
   });
 
-  // KNOWN DEFECT, outside the files of this suite (layer/src/appencryption/key-ids.ts checkPartition): a partition
-  // id with an unpaired surrogate encrypts, but the DRR's KeyId goes through JSON as U+FFFD, so decrypt with the
-  // same partition is a DecryptError. The handler refuses such a Partition (event.ts); the SDK does not yet. When
-  // encrypt refuses it (or the round trip works), this test fails: make it an ordinary test then.
-  test.failing('KNOWN DEFECT: a partition with an unpaired surrogate round-trips or is refused at encrypt', async () => {
+  // The DRR's KeyId goes through JSON, where a lone surrogate becomes U+FFFD: such a partition is refused at once.
+  test('a partition with an unpaired surrogate is refused with a ConfigError, before anything is encrypted', async () => {
     for (const p of ['\ud800', 'a\udc00', 'ab\ud83d']) {
-      const drr = await asyncOutcomeOf(() => encryptStringAsync(p, PLAINTEXT));
-      if ('value' in drr) expect(await decryptStringAsync(p, drr.value)).toBe(PLAINTEXT);
+      await expect(encryptStringAsync(p, PLAINTEXT)).rejects.toThrow(/partition id must be well-formed Unicode/);
     }
   });
 

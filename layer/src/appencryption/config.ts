@@ -8,7 +8,7 @@ import type { SecretFactory } from '../securememory/secret-factory.js';
 import { createRequire } from 'node:module';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CryptoPolicy } from './crypto-policy.js';
-import { checkKeyIdNames, type NameSource } from './key-ids.js';
+import { checkKeyIdNames, isWellFormed, type NameSource } from './key-ids.js';
 import { AwsKms, DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms.js';
 import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
 import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
@@ -115,7 +115,7 @@ export function validateConfig(input: unknown): AsherahConfig {
   // A lone surrogate half becomes U+FFFD when the DRR's KeyId goes through JSON, so every record's IK id would
   // stop matching: encrypt would work and every decrypt fail. No opt-in (LegacyKeyIdNames) can make that useful.
   for (const name of ['ServiceName', 'ProductID'] as const) {
-    if (LONE_SURROGATE.test(record[name] as string)) {
+    if (!isWellFormed(record[name] as string)) {
       throw new ConfigError(
         `config key ${name} must be well-formed Unicode: it contains an unpaired UTF-16 surrogate (U+D800 to U+DFFF)`,
       );
@@ -140,9 +140,6 @@ export function validateConfig(input: unknown): AsherahConfig {
   }
   return record as unknown as AsherahConfig;
 }
-
-// With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
 
 // Array.isArray throws a TypeError for a revoked Proxy.
 function isArray(value: unknown): boolean {

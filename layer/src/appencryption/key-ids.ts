@@ -20,6 +20,14 @@ const IK_PREFIX = '_IK_';
 /** An AWS region name: two letters, hyphen-joined words, a number (us-west-2, us-gov-east-1, eu-isoe-west-1). */
 const REGION_NAME = /^[a-z]{2}(?:-[a-z]+)+-[0-9]+$/;
 
+// With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+/** Whether `text` is well-formed Unicode (no unpaired surrogate), so JSON and UTF-8 carry it unchanged. */
+export function isWellFormed(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
 /** Whether `name` has the shape of an AWS region name. */
 export function isRegionName(name: string): boolean {
   return REGION_NAME.test(name);
@@ -165,5 +173,13 @@ function checkNonEmpty(service: string, product: string, names: NameSource = SDK
 function checkPartition(partition: string): void {
   if (typeof partition !== 'string' || partition === '') {
     throw new ConfigError('partition id cannot be empty; pass the id of the user or account whose data this is');
+  }
+  // A lone surrogate becomes U+FFFD when the DRR's KeyId goes through JSON (or UTF-8), so such a partition could
+  // encrypt records that it can never decrypt.
+  if (!isWellFormed(partition)) {
+    throw new ConfigError(
+      'partition id must be well-formed Unicode (it holds an unpaired surrogate, which JSON and UTF-8 cannot carry, ' +
+        'so its records could never be decrypted); pass the id as the text it is',
+    );
   }
 }
