@@ -251,7 +251,9 @@ function npmPack(spec: string, destination: string): void {
       stdio: ['ignore', 'pipe', 'pipe'],
       shell: process.platform === 'win32' && command === 'npm.cmd',
     });
-    const [packed] = JSON.parse(out) as Array<{ filename: string }>;
+    // npm 11 prints a list of packed packages; npm 12 an object keyed by package name.
+    const parsed = JSON.parse(out) as Array<{ filename: string }> | Record<string, { filename: string }>;
+    const [packed] = Array.isArray(parsed) ? parsed : Object.values(parsed);
     renameSync(path.join(scratch, packed!.filename), destination);
   } catch (err) {
     throw new Error(`could not fetch ${spec} from the npm registry with \`npm pack\`: ${(err as Error).message}`, { cause: err });

@@ -18,6 +18,11 @@ export interface SandboxOptions {
   arch: 'x64' | 'arm64';
   /** nodejs22.x → 22: the major version in AWS_EXECUTION_ENV and in the layer's /opt/nodejs/nodeNN path. */
   major: number;
+  /**
+   * The runtime client: the aws-lambda-ric package directory (AWS's Runtime Interface Client, the one Lambda's
+   * container images use), mounted at /var/runtime/ric; or, by default, the bootstrap stand-in of test/support.
+   */
+  ric?: string;
 }
 
 export function canSandbox(): { ok: true } | { ok: false; why: string } {
@@ -29,14 +34,14 @@ export function canSandbox(): { ok: true } | { ok: false; why: string } {
 }
 
 export function sandboxLaunch(artifacts: Artifacts, options: SandboxOptions): Launch {
-  for (const dir of [artifacts.taskRoot, artifacts.optRoot, artifacts.runtimeModules, options.node, BOOTSTRAP]) {
+  for (const dir of [artifacts.taskRoot, artifacts.optRoot, artifacts.runtimeModules, options.node, BOOTSTRAP, options.ric ?? '/']) {
     // /var is replaced inside the namespace: nothing the runtime needs may live under it.
     if (path.resolve(dir).startsWith('/var/')) throw new Error(`${dir} is under /var, which the sandbox replaces`);
   }
   const mounts = [
     'set -e',
     'mount -t tmpfs -o mode=755 tmpfs /var',
-    'mkdir -p /var/task /var/runtime/node_modules /var/lang/bin',
+    'mkdir -p /var/task /var/runtime/node_modules /var/runtime/ric /var/lang/bin',
     'touch /var/lang/bin/node /var/runtime/bootstrap.mjs',
     ...[
       [artifacts.taskRoot, '/var/task'],
@@ -44,6 +49,7 @@ export function sandboxLaunch(artifacts: Artifacts, options: SandboxOptions): La
       [options.node, '/var/lang/bin/node'],
       [BOOTSTRAP, '/var/runtime/bootstrap.mjs'],
       [artifacts.optRoot, '/opt'],
+      ...(options.ric ? [[options.ric, '/var/runtime/ric']] : []),
     ].map(([from, to]) => `mount --bind '${from}' ${to} && mount -o remount,ro,bind ${to}`),
     'cd /var/task',
     'exec "$@"',
@@ -52,7 +58,8 @@ export function sandboxLaunch(artifacts: Artifacts, options: SandboxOptions): La
     'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-ipc_lock',
     'prlimit', `--memlock=${LAMBDA_MEMLOCK_BYTES}:${LAMBDA_MEMLOCK_BYTES}`,
     ...(options.arch === 'arm64' && process.arch !== 'arm64' ? QEMU_ARM64 : []),
-    '/var/lang/bin/node', '/var/runtime/bootstrap.mjs',
+    '/var/lang/bin/node',
+    ...(options.ric ? ['/var/runtime/ric/index.mjs', 'init.handler'] : ['/var/runtime/bootstrap.mjs']),
   ];
   return {
     command: 'unshare',

@@ -6,7 +6,8 @@
  * encrypt and its decrypt round-trip, a bad event is refused with its error class, VmLck stays within 64 KiB.
  * Prints one line per runtime and architecture, e.g. `node22 arm64: ok`, and exits 1 if any failed.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../support/dynalite';
 import { keyArn, KmsServer } from '../support/kms-server';
 import { prepareArtifacts, startFunction, type Artifacts } from '../support/lambda-artifacts';
@@ -19,6 +20,13 @@ const RUNTIMES: { name: string; major: number; release: NodeRelease }[] = [
   { name: 'node22', major: 22, release: NODE_22_ARM64 },
 ];
 const PAYLOAD = Buffer.from('mysupersecrettext').toString('base64');
+/**
+ * AWS's Runtime Interface Client, an optional dependency that installs (compiling its native part) on Node 22 and
+ * later. It drives the x86_64 runs when present; arm64 runs use the stand-in bootstrap, because its native part
+ * is built for this machine's architecture only.
+ */
+const RIC = path.resolve(__dirname, '..', '..', 'node_modules', 'aws-lambda-ric');
+const ric = existsSync(path.join(RIC, 'rapid-client.node')) ? RIC : undefined;
 
 interface Outcome {
   label: string;
@@ -43,7 +51,8 @@ async function runOne(
 ): Promise<Outcome> {
   const label = `${runtime.name} ${runtime.release.arch}`;
   const node = nodeBinary(runtime.release);
-  const launch = sandboxLaunch(artifacts, { node, arch: runtime.release.arch, major: runtime.major });
+  const client = runtime.release.arch === hostArch() ? ric : undefined;
+  const launch = sandboxLaunch(artifacts, { node, arch: runtime.release.arch, major: runtime.major, ric: client });
   kms.resetCounts();
   const fn = await startFunction(artifacts, env, launch);
   try {
@@ -70,7 +79,8 @@ async function runOne(
     // koffi's native binary for this architecture was mapped from the layer.
     const koffi = readFileSync(`/proc/${fn.process.pid}/maps`, 'utf8').split('\n').find((line) => line.endsWith('koffi.node'));
     check(koffi?.includes(`/opt/nodejs/node_modules/`) === true && koffi.includes(`linux_${runtime.release.arch}`), `koffi was not loaded from the layer: ${koffi}`);
-    return { label, ok: true, detail: `INIT ${initMs} ms, encrypt ${encrypted.ms.toFixed(0)} ms, decrypt ${decrypted.ms.toFixed(0)} ms, VmLck ${peakLocked} B` };
+    const via = client ? 'aws-lambda-ric' : 'bootstrap stand-in';
+    return { label, ok: true, detail: `${via}, INIT ${initMs} ms, encrypt ${encrypted.ms.toFixed(0)} ms, decrypt ${decrypted.ms.toFixed(0)} ms, VmLck ${peakLocked} B` };
   } catch (err) {
     return { label, ok: false, detail: `${(err as Error).message}\n${fn.stderr().slice(-4000)}` };
   } finally {
@@ -78,10 +88,18 @@ async function runOne(
   }
 }
 
+function hostArch(): 'x64' | 'arm64' {
+  return process.arch === 'arm64' ? 'arm64' : 'x64';
+}
+
 async function main(): Promise<void> {
   const can = canSandbox();
   if (!can.ok) {
     console.error(`test:runtimes ${can.why}`);
+    process.exit(1);
+  }
+  if (process.argv.includes('--require-ric') && ric === undefined) {
+    console.error('test:runtimes --require-ric: aws-lambda-ric is not installed (it installs with npm ci on Node 22 or later)');
     process.exit(1);
   }
   const artifacts = prepareArtifacts();
