@@ -78,7 +78,7 @@ export class AsherahStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    // Asherah's metastore schema (asherah-spec §3.4): Id (S) hash key, Created (N, unix seconds) range key.
+    // Asherah's metastore schema (docs/wire-format.md §3.4): Id (S) hash key, Created (N, unix seconds) range key.
     this.table = new dynamodb.Table(this, 'Metastore', {
       tableName: props.tableName ?? 'EncryptionKey',
       partitionKey: { name: 'Id', type: dynamodb.AttributeType.STRING },

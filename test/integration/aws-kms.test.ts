@@ -1,6 +1,6 @@
 /**
- * The AWS KMS adapter (asherah-spec §4.3) through the real AWS SDK v3 over HTTP, against KMS-protocol servers (one
- * per region, test/support/kms-server.ts) with real AES-GCM and injected faults: envelope format, region fallback
+ * The AWS KMS adapter (docs/wire-format.md §4.3) through the real AWS SDK v3 over HTTP, against KMS-protocol servers
+ * (one per region, test/support/kms-server.ts) with real AES-GCM and injected faults: envelope format, region fallback
  * on both paths, all-regions-down, recovery, SDK retries, timeouts, single-region configs, configuration errors, and
  * the KMS calls each cold and warm operation costs.
  */

@@ -1,7 +1,7 @@
 /**
  * The DynamoDB metastore against dynalite (a real DynamoDB-protocol server, in memory) through the real SDK over
- * HTTP: Asherah's item format (asherah-spec §3.4), reading what Java writes (§10), errors, region suffixes (§1.2),
- * a SessionFactory end to end, and throttling through a local proxy that answers like DynamoDB does.
+ * HTTP: Asherah's item format (docs/wire-format.md §3.4), reading what Java writes (§10), errors, region suffixes
+ * (§1.2), a SessionFactory end to end, and throttling through a local proxy that answers like DynamoDB does.
  */
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -28,7 +28,7 @@ import { runWithoutAwsSdk } from '../support/without-aws-sdk';
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition_service_product';
-const T0 = 1795858140; // a whole minute, as SK/IK Created always is (asherah-spec §1.3)
+const T0 = 1795858140; // a whole minute, as SK/IK Created always is (docs/wire-format.md §1.3)
 
 let dynamo: LocalDynamoDb;
 let client: DynamoDBClient;
@@ -152,7 +152,7 @@ describe('DynamoDbMetastore on dynalite', () => {
   test('items as Java writes them (an explicit Revoked false, every number an N string) are read', async () => {
     const table = await newTable();
     const metastore = new DynamoDbMetastore(client, { tableName: table });
-    // The shape of Java's DynamoDbMetastoreImpl (Item.withMap(KeyRecord, json.toMap()), spec §3.2, §10).
+    // The shape of Java's DynamoDbMetastoreImpl (KeyRecord via toDynamoDbItem, docs/wire-format.md §3.2, §10).
     await putRaw(table, {
       Id: { S: IK_ID },
       Created: { N: '1551980041' },
@@ -270,7 +270,7 @@ describe('packaging: the layer without the AWS SDK', () => {
   });
 });
 
-describe('region suffix (asherah-spec §1.2)', () => {
+describe('region suffix (docs/wire-format.md §1.2)', () => {
   test('regionSuffix: true is the DynamoDB client\'s region, resolved once by create(), and suffixes every key id written', async () => {
     const table = await newTable();
     const regional = dynamo.client('eu-central-1');

@@ -1,7 +1,7 @@
 /**
- * Key-creation races between processes on one DynamoDB table (asherah-spec §1.5): separate Node processes, released
- * together by a barrier, each create the SK and the IKs of the same partitions. The conditional PutItem must let
- * exactly one creator win each (Id, Created), and every process must then use the winner's key.
+ * Key-creation races between processes on one DynamoDB table (docs/wire-format.md §1.5): separate Node processes,
+ * released together by a barrier, each create the SK and the IKs of the same partitions. The conditional PutItem must
+ * let exactly one creator win each (Id, Created), and every process must then use the winner's key.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';

@@ -1,6 +1,7 @@
 /**
- * Key lifecycle on a real SQLite metastore with a clock the test moves (asherah-spec §1.4–1.5): expiry, revocation
- * (set the way upstream's revoke scripts do: rewrite key_record with "Revoked":true), cache re-checks, races.
+ * Key lifecycle on a real SQLite metastore with a clock the test moves (docs/wire-format.md §1.4–1.5): expiry,
+ * revocation (set the way upstream's revoke scripts do: rewrite key_record with "Revoked":true), cache re-checks,
+ * races.
  */
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';

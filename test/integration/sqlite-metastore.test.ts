@@ -12,16 +12,16 @@ import {
   type EnvelopeKeyRecord,
 } from '../../layer/src/appencryption/record-codec';
 
-// Real SQLite files in a temporary directory, in the Rust binding's format (asherah-ffi.md §2.4).
+// Real SQLite files in a temporary directory, in the Rust binding's format (docs/wire-format.md §3.4).
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
-// The shared directory sits next to the repository (../shared from the repo root), wherever it is cloned.
+// Upstream Go's known-answer vectors, vendored in test/vectors (see its README).
 const VECTORS_DIR = path.join(REPO_ROOT, 'test', 'vectors');
 const METASTORE_MODULE = path.join(REPO_ROOT, 'layer/src/appencryption/metastore/sqlite-metastore.ts');
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition_service_product';
-const T0 = 1795858140; // a whole minute, as SK/IK Created always is (asherah-spec §1.3)
+const T0 = 1795858140; // a whole minute, as SK/IK Created always is (docs/wire-format.md §1.3)
 const T0_TEXT = '2026-11-28 09:29:00';
 
 let dir: string;
@@ -173,8 +173,8 @@ describe('SqliteMetastore', () => {
 
   it('reads rows the way the Rust binding writes them, and keyRows() leaves out its drift-guard row', async () => {
     const file = newFile();
-    // The Rust binding writes '<&>' raw (its escaper escapes only '"', '\' and controls: asherah-ffi.md §3.2) and
-    // stores a config drift guard row (asherah-ffi.md §2.5) next to the keys.
+    // The Rust binding writes '<&>' raw (its escaper escapes only '"', '\' and controls: docs/wire-format.md §3.1) and
+    // stores a config drift guard row (docs/wire-format.md §9.3) next to the keys.
     const skId = '_SK_svc<&>x_prod';
     const ikId = '_IK_p1_svc<&>x_prod';
     const skText = `{"Created":${T0},"Key":"${Buffer.alloc(60, 1).toString('base64')}"}`;
@@ -397,7 +397,7 @@ const vectorCases = readdirSync(VECTORS_DIR)
   });
 
 describe('known-answer vectors', () => {
-  it('finds the vector files next to the repository', () => {
+  it('finds the vendored vector files (test/vectors)', () => {
     expect(vectorCases.length).toBeGreaterThanOrEqual(2);
   });
 

@@ -1,7 +1,7 @@
 /**
  * AWS KMS envelope interop with the real Rust Asherah (asherah-linux-x64-gnu 4.0.57) on a shared SQLite file:
  * both talk real SDKs (AWS SDK for JavaScript v3 here, AWS SDK for Rust there) to one KMS-protocol server, and each
- * unwraps the SK envelopes (asherah-spec §4.3, asherah-ffi §2.4 "AWS KMS SK blob") the other writes.
+ * unwraps the SK envelopes (docs/wire-format.md §4.3, which both implementations follow) the other writes.
  *
  * Pointing the oracle at the server: `kms: 'aws'` with `regionMap` and `preferredRegion`, and env AWS_ENDPOINT_URL
  * (asherah/src/kms_aws_envelope.rs passes it to every regional client's `endpoint_url`), dummy

@@ -1,10 +1,10 @@
 /**
  * Interop with the real Rust Asherah (asherah-linux-x64-gnu 4.0.57) on one shared DynamoDB table (dynalite), both
- * directions, with and without region suffixes (asherah-spec §1.2, §3.4; asherah-ffi.md §2.4).
+ * directions, with and without region suffixes (docs/wire-format.md §1.2, §3.4).
  *
  * The oracle runs in child processes through spawnSync, which blocks this process's event loop, so dynalite runs in
- * a process of its own. Each test gets its own table: the oracle's config drift guard (asherah-ffi.md §2.5) records
- * the table, the region and whether suffixes are on, and refuses a later run with another combination.
+ * a process of its own. Each test gets its own table: the oracle's config drift guard (docs/wire-format.md §9.3)
+ * records the table, the region and whether suffixes are on, and refuses a later run with another combination.
  *
  * Observed with 4.0.57: its items have exactly our shape (Id S, Created N, KeyRecord M{Created N, Key S,
  * ParentKeyMeta M{KeyId S, Created N}} for IKs, no Revoked); with enableRegionSuffix the suffix is dynamoDbRegion
@@ -119,7 +119,7 @@ describeOracle('interop with the Rust implementation on a shared DynamoDB table'
       }
       expect(Object.keys(item).sort()).toEqual(['Created', 'Id', 'KeyRecord']);
       expect(record.Created.N).toBe(item.Created.N);
-      expect(Number(item.Created.N) % 60).toBe(0); // minute precision (spec §1.3)
+      expect(Number(item.Created.N) % 60).toBe(0); // minute precision (docs/wire-format.md §1.3)
     }
     expect(idsOf(await keyItems(table))).toEqual(
       ['_SK_service_product', ...partitions.map((p) => `_IK_${p}_service_product`)].sort(),
@@ -202,7 +202,8 @@ describeOracle('interop with the Rust implementation on a shared DynamoDB table'
     } finally {
       await sameRegion.close();
     }
-    // Another region's reader accepts an IK id that starts with the partition's unsuffixed id (spec §1.2).
+    // Another region's reader accepts an IK id that starts with the partition's unsuffixed id
+    // (docs/wire-format.md §1.2).
     const otherRegion = await ours(table, { regionSuffix: true }, OTHER_REGION);
     try {
       expect((await otherRegion.factory.getSession('p2').decrypt(theirs[1])).toString()).toBe('west two');

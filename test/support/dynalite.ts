@@ -1,6 +1,6 @@
 /**
  * dynalite, a real DynamoDB-protocol server (in memory), for the DynamoDB metastore tests: on 127.0.0.1 with an
- * ephemeral port, with Asherah's EncryptionKey table (asherah-spec §3.4), and SDK v3 clients pointed at it with
+ * ephemeral port, with Asherah's EncryptionKey table (docs/wire-format.md §3.4), and SDK v3 clients pointed at it with
  * dummy credentials and short timeouts.
  *
  * By default dynalite runs inside the test process. A test that blocks its own event loop while another process
@@ -98,7 +98,7 @@ export async function startDynalite(options: StartOptions = {}): Promise<LocalDy
 }
 
 /**
- * Creates a table with Asherah's DynamoDB schema (asherah-spec §3.4: hash key Id (S), range key Created (N),
+ * Creates a table with Asherah's DynamoDB schema (docs/wire-format.md §3.4: hash key Id (S), range key Created (N),
  * on-demand capacity) and waits until it is ACTIVE. An existing table is left as it is.
  */
 export async function createEncryptionKeyTable(client: DynamoDBClient, tableName = DEFAULT_TABLE, timeoutMs = 60_000): Promise<void> {

@@ -2,8 +2,8 @@
  * A small AWS KMS stand-in for tests: speaks the KMS wire protocol (AWS JSON 1.1 over HTTP,
  * `X-Amz-Target: TrentService.<Operation>`) on 127.0.0.1 with an ephemeral port, so that the real AWS SDK (ours,
  * and the Rust SDK inside the oracle) talks to it exactly as to KMS. It implements the three operations Asherah
- * uses (asherah-spec §4.3): GenerateDataKey, Encrypt, Decrypt, with real AES-256-GCM under a 32-byte master key per
- * key ARN that it holds in memory.
+ * uses (docs/wire-format.md §4.3): GenerateDataKey, Encrypt, Decrypt, with real AES-256-GCM under a 32-byte master
+ * key per key ARN that it holds in memory.
  *
  * One instance usually stands for one region, but it may hold the keys of several: a single AWS_ENDPOINT_URL sends
  * every region of the Rust oracle to one endpoint, and the key is found from the ARN (in KeyId, or inside the

@@ -4,11 +4,11 @@ import type { Secret } from '../securememory/secret.js';
 import type { SecretFactory } from '../securememory/secret-factory.js';
 import { DecryptError, InvalidRecordError } from './errors.js';
 
-// AES-256-GCM exactly as Asherah does it (asherah-spec §2): a random 96-bit nonce per encryption, a 128-bit tag,
-// no AAD, and the output laid out as `ciphertext || tag || nonce` (nonce LAST). Go `aead.aes256gcm` and Java
+// AES-256-GCM exactly as Asherah does it (docs/wire-format.md §2): a random 96-bit nonce per encryption, a 128-bit
+// tag, no AAD, and the output laid out as `ciphertext || tag || nonce` (nonce LAST). Go `aead.aes256gcm` and Java
 // `BouncyAes256GcmCrypto` produce the same bytes.
 
-/** Every Asherah key (SK, IK, DRK) is a 32-byte AES-256 key (asherah-spec §1.1). */
+/** Every Asherah key (SK, IK, DRK) is a 32-byte AES-256 key (docs/wire-format.md §1.1). */
 export const KEY_SIZE = 32;
 export const NONCE_SIZE = 12;
 export const TAG_SIZE = 16;
@@ -68,7 +68,8 @@ export function encrypt(plaintext: Uint8Array, key: Secret): Buffer {
 export function decrypt(data: Uint8Array, key: Secret): Buffer {
   const length = data.length;
   if (length < OVERHEAD) {
-    // Go fails below 12 bytes ("data length is shorter than nonce size") and in GCM Open below 28 (spec §11.1).
+    // Go fails below 12 bytes ("data length is shorter than nonce size") and in GCM Open below 28
+    // (docs/wire-format.md §11.1).
     throw new DecryptError(
       `cannot decrypt: the encrypted data is ${length} bytes, shorter than the ${OVERHEAD}-byte tag and nonce; ` +
         'the record was truncated, tampered with or encrypted under another key',

@@ -1,6 +1,6 @@
 /**
  * When keys expire, how long cached keys are trusted, how SK/IK Created is rounded, and the cache sizes
- * (asherah-spec §5.1). Durations are in seconds, as in the Rust binding (canonical asherah-node reads
+ * (docs/wire-format.md §5.1). Durations are in seconds, as in the Rust binding (canonical asherah-node reads
  * nanoseconds: docs/compatibility.md).
  */
 import { ConfigError } from '../errors.js';
@@ -49,7 +49,7 @@ export class CryptoPolicy {
     this.expireAfterSeconds = wholeSeconds(options.expireAfterSeconds, DEFAULT_EXPIRE_AFTER_SECONDS, 'expireAfterSeconds');
     this.checkIntervalSeconds = positive(options.checkIntervalSeconds, DEFAULT_CHECK_INTERVAL_SECONDS, 'checkIntervalSeconds');
     // As the Rust binding does: an expiry shorter than the precision would make a key expire within the minute
-    // it was made, which no replacement can fix until the next minute (asherah-spec §1.4).
+    // it was made, which no replacement can fix until the next minute (docs/wire-format.md §1.4).
     this.createDatePrecisionSeconds = Math.min(
       wholeSeconds(options.createDatePrecisionSeconds, 60, 'createDatePrecisionSeconds'),
       this.expireAfterSeconds,
@@ -72,7 +72,7 @@ export class CryptoPolicy {
     return nowMs > (createdSeconds + this.expireAfterSeconds) * 1000;
   }
 
-  /** Created for a new SK or IK: now truncated to the precision (asherah-spec §1.3). */
+  /** Created for a new SK or IK: now truncated to the precision (docs/wire-format.md §1.3). */
   newKeyTimestamp(nowMs: number): number {
     const seconds = Math.floor(nowMs / 1000);
     return seconds - (seconds % this.createDatePrecisionSeconds);

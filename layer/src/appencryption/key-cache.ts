@@ -1,5 +1,5 @@
 /**
- * A cache of SKs or IKs keyed by (id, created), with the latest key per id (asherah-spec §5.2):
+ * A cache of SKs or IKs keyed by (id, created), with the latest key per id (docs/wire-format.md §5.2):
  * - an entry is trusted for `checkInterval` after it was loaded, then re-read to notice a revocation (revoked
  *   entries need no re-read: revocation is final);
  * - bounded: past `maxSize` the least recently used entry is retired (zeroed once no operation holds it);

@@ -140,8 +140,8 @@ export function checkRegionSuffix(
 }
 
 /**
- * SK and IK Created times are truncated to the minute (CryptoPolicy CreateDatePrecision, spec §1.3), so that
- * racing creators collide on the same (id, created) and only one key is made per minute. DRK times are not.
+ * SK and IK Created times are truncated to the minute (CryptoPolicy CreateDatePrecision, docs/wire-format.md §1.3),
+ * so that racing creators collide on the same (id, created) and only one key is made per minute. DRK times are not.
  */
 export function truncateToMinute(epochSeconds: number): number {
   return Math.floor(epochSeconds / 60) * 60;
@@ -152,7 +152,8 @@ export function isKeyId(id: string): boolean {
   return id.startsWith(SK_PREFIX) || id.startsWith(IK_PREFIX);
 }
 
-// Go uses the suffix only when the metastore reports a non-empty one (spec §1.2), so "" means no suffix.
+// Go uses the suffix only when the metastore reports a non-empty one (docs/wire-format.md §1.2), so "" means no
+// suffix.
 function hasSuffix(suffix: string | undefined): suffix is string {
   return suffix !== undefined && suffix !== '';
 }
@@ -166,9 +167,9 @@ function checkNonEmpty(service: string, product: string, names: NameSource = SDK
   }
 }
 
-// Go's GetSession("") fails with "partition id cannot be empty" (spec §1.2). An empty partition is a caller's
-// invalid argument, the same kind of mistake as an empty service name, so it is a ConfigError too. None of the
-// record or key errors fits: nothing was decoded and no key was looked up. (The Lambda handler checks its event
+// Go's GetSession("") fails with "partition id cannot be empty" (docs/wire-format.md §1.2). An empty partition is a
+// caller's invalid argument, the same kind of mistake as an empty service name, so it is a ConfigError too. None of
+// the record or key errors fits: nothing was decoded and no key was looked up. (The Lambda handler checks its event
 // first and reports an EventValidationError, so only direct SDK callers see this one.)
 function checkPartition(partition: string): void {
   if (typeof partition !== 'string' || partition === '') {

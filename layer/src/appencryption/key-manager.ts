@@ -1,5 +1,5 @@
 /**
- * The key lifecycle of asherah-spec §1.4–1.6: find or create the latest SK and IK for writes, load the exact
+ * The key lifecycle of docs/wire-format.md §1.4–1.6: find or create the latest SK and IK for writes, load the exact
  * SK and IK a record names for reads, settle creation races through the metastore's conditional store, and keep
  * every key in secure memory. All metastore and KMS calls are counted here, whatever the adapter.
  */
@@ -100,7 +100,7 @@ export class KeyManager {
     );
   }
 
-  /** Go `loadLatestOrCreateIntermediateKey` (asherah-spec §1.5). */
+  /** Go `loadLatestOrCreateIntermediateKey` (docs/wire-format.md §1.5). */
   private async loadLatestOrCreateIntermediateKey(partition: Partition): Promise<CryptoKey> {
     const record = await this.loadLatest(partition.intermediateKeyId);
     if (record !== undefined && this.isValidForWrites(record) && record.parentKeyMeta !== undefined) {

@@ -7,7 +7,7 @@ import type { SecretFactory } from '../securememory/secret-factory.js';
 import type { EnvelopeKeyRecord } from './record-codec.js';
 
 /**
- * Where SK and IK records live (asherah-spec §3.4). Records are addressed by key id and Created (Unix seconds).
+ * Where SK and IK records live (docs/wire-format.md §3.4). Records are addressed by key id and Created (Unix seconds).
  * Errors are MetastoreError; "not found" is `undefined`, not an error.
  */
 export interface Metastore {
@@ -25,7 +25,7 @@ export interface Metastore {
 }
 
 /**
- * The master key (asherah-spec §4): wraps and unwraps system keys. The wrapped form is opaque bytes that the SK
+ * The master key (docs/wire-format.md §4): wraps and unwraps system keys. The wrapped form is opaque bytes that the SK
  * record stores as its Key. Errors are KmsError.
  */
 export interface KeyManagementService {

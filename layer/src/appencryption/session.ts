@@ -59,7 +59,7 @@ export class Session {
   }
 
   private seal(plaintext: Uint8Array, ik: CryptoKey): DataRowRecord {
-    // DRK Created is not truncated (asherah-spec §1.3).
+    // DRK Created is not truncated (docs/wire-format.md §1.3).
     const created = Math.floor(this.#keys.clock.now() / 1000);
     const drk = this.#keys.secrets.createRandom(DATA_ROW_KEY_BYTES);
     try {
@@ -81,7 +81,7 @@ export class Session {
     const { meta, encryptedKey, data } = checkDecoded(drr);
     const p = this.partition;
     if (!isValidIntermediateKeyId(meta.keyId, p.id, this.#keys.serviceName, this.#keys.productId, p.suffix)) {
-      // Go: "unable to decrypt record" (asherah-spec §1.2).
+      // Go: "unable to decrypt record" (docs/wire-format.md §1.2).
       throw new DecryptError(
         'cannot decrypt: the record belongs to another partition, service or product than this session; ' +
           'decrypt it with the partition it was encrypted for',

@@ -14,7 +14,7 @@ function secretFrom(bytes: Uint8Array): Secret {
   return factory.createFrom(Uint8Array.from(bytes)); // createFrom wipes its argument, so hand it a copy
 }
 
-/** Asherah's layout opened with plain node:crypto (asherah-spec §8.4), independent of the code under test. */
+/** Asherah's layout opened with plain node:crypto (docs/wire-format.md §8.4), independent of the code under test. */
 function openIndependently(data: Buffer, key: Buffer): Buffer {
   const nonce = data.subarray(data.length - 12);
   const tag = data.subarray(data.length - 28, data.length - 12);
@@ -75,7 +75,7 @@ describe('AES-256-GCM (Asherah layout)', () => {
     key.close();
   });
 
-  it('decrypts the upstream Go raw AEAD vector (asherah-spec §8.3.5)', () => {
+  it('decrypts the upstream Go raw AEAD vector (docs/wire-format.md §8.3.5)', () => {
     const key = secretFrom(Buffer.from(STATIC_MASTER_KEY, 'utf8'));
     const sealed = Buffer.from('l87yIWixD7PlY4+aASgaAkOERI/mUMb4+xQ36XjWNDsUkXE+bDwi2hs=', 'base64');
     expect(sealed.length).toBe(41);

@@ -9,7 +9,7 @@ import {
 } from '../../../layer/src/appencryption/key-ids';
 import { ConfigError } from '../../../layer/src/errors';
 
-describe('key ids (asherah-spec §1.2)', () => {
+describe('key ids (docs/wire-format.md §1.2)', () => {
   it('names the system key _SK_{service}_{product}, service first', () => {
     expect(systemKeyId('servicefoo', 'productbar')).toBe('_SK_servicefoo_productbar');
     expect(systemKeyId('service', 'product', 'us-west-2')).toBe('_SK_service_product_us-west-2');
@@ -101,7 +101,7 @@ describe('checkKeyIdNames: names whose key ids cannot collide', () => {
 });
 
 describe('truncateToMinute and isKeyId', () => {
-  it('truncates SK/IK Created to the minute (asherah-spec §1.3)', () => {
+  it('truncates SK/IK Created to the minute (docs/wire-format.md §1.3)', () => {
     expect(truncateToMinute(1795858178)).toBe(1795858140);
     expect(truncateToMinute(1795858140)).toBe(1795858140);
     expect(truncateToMinute(1795858199.999)).toBe(1795858140);

@@ -10,7 +10,7 @@ import {
 } from '../../../layer/src/appencryption/record-codec';
 import { InvalidRecordError } from '../../../layer/src/appencryption/errors';
 
-// The shared vectors live next to the repository (../shared from the repo root), wherever it is cloned.
+// Upstream Go's known-answer vectors, vendored in test/vectors (see its README).
 const VECTORS_DIR = path.resolve(__dirname, '../../vectors');
 
 interface VectorCase {
@@ -93,7 +93,7 @@ describe('record codec: the upstream Go vectors', () => {
     }
   });
 
-  it('decodes the fields of a Go DRR (asherah-spec §8.3.1)', () => {
+  it('decodes the fields of a Go DRR (docs/wire-format.md §8.3.1)', () => {
     const drr = decodeDataRowRecord(GO_DRR);
     expect(drr.key.created).toBe(1795858178);
     expect(drr.key.encryptedKey.length).toBe(60);
@@ -125,7 +125,7 @@ describe('record codec: the upstream Go vectors', () => {
 });
 
 describe('record codec: encoding like Go json.Marshal', () => {
-  it('escapes <, > and & as \\u003c, \\u003e and \\u0026 (asherah-spec §3.1)', () => {
+  it('escapes <, > and & as \\u003c, \\u003e and \\u0026 (docs/wire-format.md §3.1)', () => {
     const json = encodeDataRowRecord(drrWithKeyId('_IK_user<&>42_service_product'));
     expect(json).toContain('"KeyId":"_IK_user\\u003c\\u0026\\u003e42_service_product"');
     expect(decodeDataRowRecord(json).key.parentKeyMeta!.keyId).toBe('_IK_user<&>42_service_product');
@@ -208,7 +208,7 @@ describe('record codec: encoding like Go json.Marshal', () => {
   });
 });
 
-describe('record codec: decoding what upstream Go or Java accept (asherah-spec §3.6, §10)', () => {
+describe('record codec: decoding what upstream Go or Java accept (docs/wire-format.md §3.6, §10)', () => {
   const expected = decodeDataRowRecord(GO_DRR);
 
   it('accepts lower-case field names, as Go matches names case-insensitively', () => {
@@ -240,7 +240,7 @@ describe('record codec: decoding what upstream Go or Java accept (asherah-spec �
     expect(decodeDataRowRecord(javaStyle)).toEqual(expected);
   });
 
-  it('accepts the Java-written metastore record shape with "Revoked":false first (asherah-spec §3.3)', () => {
+  it('accepts the Java-written metastore record shape with "Revoked":false first (docs/wire-format.md §3.3)', () => {
     const java =
       '{"Revoked":false,"ParentKeyMeta": {"KeyId":"_SK_api_ecomm","Created":1551980040},' +
       '"Key":"WXSRYxyx6YJgv/gCLuYmZo+tCILhPp+Fklx8rZPBH+56zu2hVoI8N8TVDyvi9u+H7akWLD6cYBvAtO5Z","Created":1551980041}';

@@ -7,7 +7,6 @@ import { decodeDataRowRecord, decodeEnvelopeKeyRecord, type KeyMeta } from '../.
 
 // Known-answer vectors written by upstream Go Asherah (test/vectors/README.md), decrypted here
 // with only the AEAD, the record codec and the key ids: master key → SK → IK → DRK → plaintext.
-// The shared directory sits next to the repository (../shared from the repo root), wherever it is cloned.
 const VECTORS_DIR = path.resolve(__dirname, '../../vectors');
 
 interface VectorFile {
@@ -34,7 +33,7 @@ const cases = files.flatMap((name) => {
 const factory = new SecretFactory({ mlock: 'best-effort' });
 afterAll(() => factory.close());
 
-it('finds the vector files next to the repository', () => {
+it('finds the vendored vector files (test/vectors)', () => {
   expect(files.length).toBeGreaterThanOrEqual(2);
   expect(cases.length).toBeGreaterThanOrEqual(2);
 });
@@ -63,7 +62,7 @@ describe.each(cases)('$label', ({ file, c }) => {
 
     const opened: Secret[] = [];
     try {
-      // Static KMS: the SK is AES-GCM under the master key's bytes (asherah-spec §4.2).
+      // Static KMS: the SK is AES-GCM under the master key's bytes (docs/wire-format.md §4.2).
       const masterKey = factory.createFrom(Buffer.from(file.master_key_hex, 'hex'));
       opened.push(masterKey);
       const sk = decryptToSecret(skRecord.encryptedKey, masterKey, factory);

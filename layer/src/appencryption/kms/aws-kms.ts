@@ -1,5 +1,5 @@
 /**
- * AWS KMS as Asherah's master key, in one or several regions (asherah-spec §4.3; Go
+ * AWS KMS as Asherah's master key, in one or several regions (docs/wire-format.md §4.3; Go
  * `plugins/aws-v2/kms/kms.go`). The SK is never sent to KMS: it is AES-256-GCM encrypted under a fresh KMS data
  * key, and that data key is wrapped by the KMS key of every configured region, so any one region can unwrap it.
  * The bytes `encryptKey` returns (the SK record's Key, before the core's base64) are Go's envelope, UTF-8 JSON:
@@ -376,7 +376,7 @@ export function kmsClientsFor(
 
 // ---- configuration ----------------------------------------------------------------------------------------------
 
-/** Validates RegionMap (asherah-ffi §2.1; Go `NewBuilder` panics on an empty map) and returns its regions. */
+/** Validates RegionMap (docs/wire-format.md §9.2; Go `NewBuilder` panics on an empty map) and returns its regions. */
 function checkRegionMap(regionMap: unknown): string[] {
   if (regionMap === null || typeof regionMap !== 'object' || Array.isArray(regionMap)) {
     throw new ConfigError('RegionMap (regionMap) must be an object of region → KMS key ARN');
@@ -436,7 +436,7 @@ const ENVELOPE_HINT =
 
 /**
  * Parses Go's envelope. Like Go's encoding/json, field names match case-insensitively and unknown fields are
- * ignored; byte fields must be padded standard base64 (asherah-spec §3.6). Messages never quote the input.
+ * ignored; byte fields must be padded standard base64 (docs/wire-format.md §3.6). Messages never quote the input.
  */
 function parseEnvelope(bytes: Uint8Array): Envelope {
   let value: unknown;

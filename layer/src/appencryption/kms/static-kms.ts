@@ -1,5 +1,5 @@
 /**
- * A master key held in process memory (asherah-spec §4.2): for development and tests, never for production
+ * A master key held in process memory (docs/wire-format.md §4.2): for development and tests, never for production
  * data. The SK is AES-256-GCM encrypted under the 32-byte master key, exactly as Go `kms.NewStatic` does.
  */
 import { ConfigError } from '../../errors.js';

@@ -8,14 +8,15 @@ import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
 
-// Asherah's DynamoDB metastore, item for item (asherah-spec §3.4; Go plugins/aws-v2/dynamodb/metastore; Java
-// DynamoDbMetastoreImpl; the Rust binding's metastore_dynamodb.rs, asherah-ffi.md §2.4), so that every
-// implementation can share one table:
+// Asherah's DynamoDB metastore, item for item (docs/wire-format.md §3.4; Go plugins/aws-v2/dynamodb/metastore;
+// Java DynamoDbMetastoreImpl; the Rust binding's metastore_dynamodb.rs), so that every implementation can share
+// one table:
 //   table  EncryptionKey (default), hash key Id (S), range key Created (N, Unix seconds)
 //   item   {Id: S, Created: N, KeyRecord: M{Revoked?: BOOL, Created: N, Key: S, ParentKeyMeta?: M{KeyId: S, Created: N}}}
 // We write what Go writes: Key as padded standard base64, Revoked only when true (Go `omitempty`), ParentKeyMeta
-// only for IKs. We read what Go, Java and Rust write: Java's explicit `Revoked: false` (spec §10), a NULL Revoked
-// (read as false, as Go does), and KeyRecord field names in any case (the record codec's rules, spec §3.6).
+// only for IKs. We read what Go, Java and Rust write: Java's explicit `Revoked: false` (docs/wire-format.md §10), a
+// NULL Revoked (read as false, as Go does), and KeyRecord field names in any case (the record codec's rules,
+// docs/wire-format.md §3.6).
 // Numbers must be N attributes holding integers; an S "Created" is rejected, as the Rust binding rejects it.
 //
 // An item is handed out only if its Created range key equals its KeyRecord's Created, the one key under which
@@ -34,7 +35,7 @@ const DEFAULT_TABLE_NAME = 'EncryptionKey';
 /** DynamoDB's rule for table names. */
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 
-/** How to create the table Asherah needs (the create-table example of Asherah's docs, spec §3.4). */
+/** How to create the table Asherah needs (the create-table example of Asherah's docs, docs/wire-format.md §3.4). */
 function createTableHint(tableName: string): string {
   return (
     'create it with partition key Id (String) and sort key Created (Number), e.g. `aws dynamodb create-table ' +
@@ -57,7 +58,7 @@ export interface DynamoDbMetastoreOptions {
   /** Default `EncryptionKey`, as in every Asherah implementation; '' also means the default (as Go and Rust). */
   tableName?: string;
   /**
-   * Region-suffixed key ids for DynamoDB global tables (asherah-spec §1.2): `_SK_svc_prod_<suffix>`,
+   * Region-suffixed key ids for DynamoDB global tables (docs/wire-format.md §1.2): `_SK_svc_prod_<suffix>`,
    * `_IK_p_svc_prod_<suffix>`. A string is the suffix itself. `true` is the DynamoDB client's region, as Go's
    * `WithRegionSuffix(true)` (v2) does; resolving it is asynchronous, so `true` needs `DynamoDbMetastore.create`.
    */
@@ -137,7 +138,7 @@ export class DynamoDbMetastore implements Metastore {
       TableName: this.tableName,
       Key: { Id: { S: id }, Created: { N: checkCreated(created) } },
       ProjectionExpression: 'KeyRecord',
-      ConsistentRead: true, // a key just stored by another process must be visible (spec §3.4)
+      ConsistentRead: true, // a key just stored by another process must be visible (docs/wire-format.md §3.4)
     });
     let item: Item | undefined;
     try {
@@ -192,23 +193,24 @@ export class DynamoDbMetastore implements Metastore {
     const command = new this.sdk.PutItemCommand({
       TableName: this.tableName,
       Item: { Id: { S: id }, Created: { N: rangeKey }, KeyRecord: { M: keyRecord } },
-      // The primary key (Id, Created) arbitrates between racing creators in any process or region writer (spec
-      // §1.5): attribute_not_exists(Id) fails iff an item with this Id AND Created exists. One PutItem, so an item
-      // is either written whole or not at all.
+      // The primary key (Id, Created) arbitrates between racing creators in any process or region writer
+      // (docs/wire-format.md §1.5): attribute_not_exists(Id) fails iff an item with this Id AND Created exists.
+      // One PutItem, so an item is either written whole or not at all.
       ConditionExpression: 'attribute_not_exists(Id)',
     });
     try {
       await this.client.send(command);
       return true;
     } catch (err) {
-      // Only a real duplicate is `false`, as in Java and Rust (spec §1.5). Go's tryStore treats every error as a
-      // duplicate, which turns an outage into a confusing "not present after retry"; a MetastoreError says why.
+      // Only a real duplicate is `false`, as in Java and Rust (docs/wire-format.md §1.5). Go's tryStore treats every
+      // error as a duplicate, which turns an outage into a confusing "not present after retry"; a MetastoreError
+      // says why.
       if (errorName(err) === 'ConditionalCheckFailedException') return false;
       throw await this.failure('store a key record (PutItem)', err);
     }
   }
 
-  /** The suffix appended to key ids, or undefined for none (asherah-spec §1.2). */
+  /** The suffix appended to key ids, or undefined for none (docs/wire-format.md §1.2). */
   regionSuffix(): string | undefined {
     return this.suffix;
   }
@@ -399,7 +401,7 @@ function describeNumber(value: unknown): string {
   return value < 0 ? 'a negative number' : 'an integer too large to represent exactly';
 }
 
-/** The KeyRecord map as Go's attributevalue marshals its `envelope` struct (spec §3.4). */
+/** The KeyRecord map as Go's attributevalue marshals its `envelope` struct (docs/wire-format.md §3.4). */
 function encodeKeyRecord(record: EnvelopeKeyRecord): Item {
   const map: Item = {};
   if (record.revoked === true) map.Revoked = { BOOL: true };

@@ -3,12 +3,13 @@ import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import type { EnvelopeKeyRecord } from '../record-codec.js';
 
-// An in-process metastore for tests and local runs, with Go `persistence.MemoryMetastore` semantics (asherah-spec
-// §3.4): id → created → record; loadLatest takes the greatest created; store refuses an existing (id, created).
-// Nothing survives the process, so keys (and every record encrypted under them) are lost with it.
+// An in-process metastore for tests and local runs, with Go `persistence.MemoryMetastore` semantics
+// (docs/wire-format.md §3.4): id → created → record; loadLatest takes the greatest created; store refuses an
+// existing (id, created). Nothing survives the process, so keys (and every record encrypted under them) are lost
+// with it.
 
 export interface MemoryMetastoreOptions {
-  /** Reported by regionSuffix(), to exercise suffixed key ids (asherah-spec §1.2) without DynamoDB. */
+  /** Reported by regionSuffix(), to exercise suffixed key ids (docs/wire-format.md §1.2) without DynamoDB. */
   regionSuffix?: string;
   /** Accept a suffix that is not an AWS region name (docs/partitions.md). */
   legacyKeyIdNames?: boolean;
@@ -65,7 +66,7 @@ export class MemoryMetastore implements Metastore {
       this.keys.set(id, byCreated);
     }
     // The first writer wins, as with a primary key: racing creators of the same minute's key all end up using it
-    // (asherah-spec §1.3, §1.5).
+    // (docs/wire-format.md §1.3, §1.5).
     if (byCreated.has(created)) return false;
     byCreated.set(created, copyRecord(record));
     return true;

@@ -8,15 +8,16 @@ import type { Metastore } from '../ports.js';
 import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
 
 // A metastore in one SQLite file, shared with the Rust Asherah implementation (godaddy/asherah-ffi,
-// asherah/src/metastore_sqlite.rs; asherah-ffi.md §2.4), so its table, its `created` encoding and its queries are
+// asherah/src/metastore_sqlite.rs; docs/wire-format.md §3.4), so its table, its `created` encoding and its queries are
 // exactly the Rust ones:
 //   - `created` holds the TEXT of `datetime(<unix seconds>, 'unixepoch')`, i.e. 'YYYY-MM-DD HH:MM:SS' in UTC. A
 //     row stored any other way (an integer, ISO 8601 with a 'T') would never match the Rust side's
 //     `created = datetime(?, 'unixepoch')`, so it would be invisible to it.
-//   - `key_record` is the EnvelopeKeyRecord JSON. We write Go's `json.Marshal` form (asherah-spec §3.3), which
+//   - `key_record` is the EnvelopeKeyRecord JSON. We write Go's `json.Marshal` form (docs/wire-format.md §3.3), which
 //     escapes `<&>` in key ids; the Rust side writes them raw. Both decode the same, and a row is written once by
 //     whoever creates the key first, so the difference never makes two rows for one key.
-// Canonical Go has no SQLite metastore; this is the Rust binding's format, not upstream's RDBMS one (spec §3.4).
+// Canonical Go has no SQLite metastore; this is the Rust binding's format, not upstream's RDBMS one
+// (docs/wire-format.md §3.4).
 //
 // A row is handed out only if load(id, <its key_record's Created>) finds it, i.e. its created column is exactly the
 // text datetime(<the key_record's Created>, 'unixepoch'). A writer names that Created in every record it encrypts,
@@ -28,7 +29,7 @@ import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecor
 // event loop meanwhile. That is sub-millisecond for these single-row statements, except while waiting out another
 // process's lock (at most busyTimeoutMs).
 
-/** The Rust binding's DDL, character for character (asherah-ffi.md §2.4). */
+/** The Rust binding's DDL, character for character (docs/wire-format.md §3.4). */
 const CREATE_TABLE =
   'CREATE TABLE IF NOT EXISTS encryption_key (id TEXT NOT NULL, created TIMESTAMP NOT NULL, key_record TEXT NOT NULL, PRIMARY KEY (id, created))';
 const LOAD = "SELECT key_record FROM encryption_key WHERE id = ? AND created = datetime(?, 'unixepoch')";
@@ -84,8 +85,8 @@ export class SqliteMetastore implements Metastore {
 
   /**
    * Opens (creating if needed) the database file and its `encryption_key` table. `connectionString` is a file
-   * path, optionally prefixed with `sqlite://` as the Rust binding's ConnectionString accepts (asherah-ffi.md
-   * §2.1), or ':memory:' for a private in-memory database. The directory must exist: a typo in the path should
+   * path, optionally prefixed with `sqlite://` as the Rust binding's ConnectionString accepts (docs/wire-format.md
+   * §9.2), or ':memory:' for a private in-memory database. The directory must exist: a typo in the path should
    * fail here, not silently create a new, empty metastore somewhere else.
    */
   constructor(connectionString: string, options: SqliteMetastoreOptions = {}) {
@@ -114,7 +115,7 @@ export class SqliteMetastore implements Metastore {
     // run during a write, but it is a persistent property of the file: every later opener, the Rust binding
     // included, would then need the -wal/-shm files beside the database, a writable directory even to read, and
     // shared memory, which network filesystems do not provide. Metastore writes are rare (a key is created at
-    // most once a minute per id, asherah-spec §1.3) and each statement is its own short transaction, so the
+    // most once a minute per id, docs/wire-format.md §1.3) and each statement is its own short transaction, so the
     // rollback journal plus the busy timeout serves several processes well. Whoever wants WAL can set it on
     // the file once; both implementations then follow it.
     try {
@@ -160,7 +161,7 @@ export class SqliteMetastore implements Metastore {
       );
     }
     // INSERT OR IGNORE makes the primary key the arbiter between racing creators, in this process or another
-    // (asherah-spec §1.5): exactly one insert changes a row, and every other one reports `false`.
+    // (docs/wire-format.md §1.5): exactly one insert changes a row, and every other one reports `false`.
     const result = this.run('store a key record', () => this.storeStatement.run(id, seconds, json));
     return result.changes === 1;
   }
@@ -168,7 +169,7 @@ export class SqliteMetastore implements Metastore {
   /**
    * Every system and intermediate key row (ids starting `_SK_` or `_IK_`), sorted by id then created, for tests
    * and tools. Other rows, such as the Rust binding's `__asherah_internal_config_drift_guard_v1__:…` row
-   * (asherah-ffi.md §2.5), are not key material and are left out. Throws InvalidRecordError if a key row does
+   * (docs/wire-format.md §9.3), are not key material and are left out. Throws InvalidRecordError if a key row does
    * not decode.
    */
   keyRows(): SqliteKeyRow[] {

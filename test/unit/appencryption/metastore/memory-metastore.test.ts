@@ -3,7 +3,7 @@ import type { EnvelopeKeyRecord } from '../../../../layer/src/appencryption/reco
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition_service_product';
-const T0 = 1795858140; // a whole minute, as SK/IK Created always is (asherah-spec §1.3)
+const T0 = 1795858140; // a whole minute, as SK/IK Created always is (docs/wire-format.md §1.3)
 
 function skRecord(created: number, fill = 1): EnvelopeKeyRecord {
   return { created, encryptedKey: Buffer.alloc(60, fill) };
