@@ -1,5 +1,5 @@
 /**
- * The events of Asherah's Go Lambda sample (asherah-spec §7), checked where they enter: an encrypt carries a
+ * The events of Asherah's Go Lambda sample (docs/wire-format.md §7), checked where they enter: an encrypt carries a
  * base64 `Payload`, a decrypt a `DRR` object, both a `Partition`. Anything else is an EventValidationError that
  * says what is wrong, before any key is touched, so nothing is written for a rejected event.
  */

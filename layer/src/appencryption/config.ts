@@ -216,7 +216,7 @@ export function metastoreFromConfig(config: AsherahConfig): { metastore: Metasto
       try {
         const metastore = new DynamoDbMetastore(client, {
           tableName: config.DynamoDBTableName ?? undefined,
-          // Go's WithRegionSuffix(true): the DynamoDB client's region (asherah-spec §1.2).
+          // Go's WithRegionSuffix(true): the DynamoDB client's region (docs/wire-format.md §1.2).
           regionSuffix: config.EnableRegionSuffix ? region : undefined,
           legacyKeyIdNames: config.LegacyKeyIdNames ?? undefined,
         });

@@ -1,6 +1,6 @@
 import { InvalidRecordError } from './errors.js';
 
-// DataRowRecord (DRR) and EnvelopeKeyRecord (EKR) and their JSON form (asherah-spec §3.1–3.3, §3.6, §10).
+// DataRowRecord (DRR) and EnvelopeKeyRecord (EKR) and their JSON form (docs/wire-format.md §3.1–3.3, §3.6, §10).
 //
 // Encoding is byte-identical to Go `json.Marshal` of upstream's structs (go/appencryption/envelope.go), which is
 // also what asherah-node returns (asherah-cobhan marshals the DRR with encoding/json, built with Go 1.24):
@@ -9,17 +9,18 @@ import { InvalidRecordError } from './errors.js';
 //        only when present (SKs have none)
 // with padded standard base64, integer Created, and Go's string escaping (see `quote`).
 //
-// Decoding accepts what upstream Go or Java accept (spec §3.6, §10): field names in any case (Go matches them
-// case-insensitively), unknown fields, fields in any order, "Revoked" anywhere and Java's explicit
+// Decoding accepts what upstream Go or Java accept (docs/wire-format.md §3.6, §10): field names in any case (Go
+// matches them case-insensitively), unknown fields, fields in any order, "Revoked" anywhere and Java's explicit
 // "Revoked":false, and any valid JSON string escaping (e.g. '<&>' raw, as the Rust implementation writes them, or
 // Java's '\/'). It rejects, with an InvalidRecordError naming the field:
-//   - base64 that is unpadded or URL-safe. Go rejects both (spec §3.6). Java's Base64.getDecoder() accepts missing
-//     padding (spec §3.2), but no upstream encoder writes it, so we keep Go's stricter rule.
+//   - base64 that is unpadded or URL-safe. Go rejects both (docs/wire-format.md §3.6). Java's Base64.getDecoder()
+//     accepts missing padding (docs/wire-format.md §3.2), but no upstream encoder writes it, so we keep Go's
+//     stricter rule.
 //   - Created that is not a JSON integer in [0, 2^53): a string (Go rejects; Java's getLong would accept a
 //     numeric string), negative, fractional, or too large to hold exactly. Missing Created is also rejected: Java
 //     rejects it (getLong throws); Go would silently read 0, which no upstream encoder writes.
 //   - a missing (or null) Key or Data, a DRR key without ParentKeyMeta (Go fails at decrypt with "parent key
-//     cannot be empty", spec §1.6), a ParentKeyMeta without a string KeyId, a non-boolean Revoked.
+//     cannot be empty", docs/wire-format.md §1.6), a ParentKeyMeta without a string KeyId, a non-boolean Revoked.
 //   - anything that is not a JSON object, and text that is not JSON.
 //   - an object form whose fields cannot be read: a getter or Proxy trap that throws (found by test/fuzz).
 
@@ -40,7 +41,7 @@ export interface EnvelopeKeyRecord {
   encryptedKey: Buffer;
   /** The key that wrapped this one; absent for an SK (the KMS wrapped it). */
   parentKeyMeta?: KeyMeta;
-  /** Set out of band to stop new writes with this key (spec §1.4); revoked keys still decrypt. */
+  /** Set out of band to stop new writes with this key (docs/wire-format.md §1.4); revoked keys still decrypt. */
   revoked?: boolean;
 }
 
@@ -267,7 +268,7 @@ function readEnvelopeKeyRecord(value: unknown, kind: RecordKind, prefix: string,
   } else if (needsParent) {
     throw invalid(kind, `${prefix}ParentKeyMeta`, 'is missing; it names the intermediate key the record was encrypted under');
   }
-  // null reads as false, like Go; Java writes an explicit false (spec §3.2).
+  // null reads as false, like Go; Java writes an explicit false (docs/wire-format.md §3.2).
   if (revoked != null && typeof revoked !== 'boolean') {
     throw invalid(kind, `${prefix}Revoked`, `must be true or false, got ${describe(revoked)}`);
   }
@@ -419,7 +420,7 @@ function unreadable(kind: RecordKind, path: string, err: unknown): InvalidRecord
 }
 
 /**
- * Go's encoding/json matches field names case-insensitively (spec §3.6): since Go 1.21 it compares
+ * Go's encoding/json matches field names case-insensitively (docs/wire-format.md §3.6): since Go 1.21 it compares
  * `ToUpper(ToLower(r))` of every rune (foldName in src/encoding/json/fold.go). Our field names are ASCII, and the
  * only non-ASCII runes that fold to ASCII letters are U+0130 İ and U+0131 ı (to I), U+017F ſ (to S) and U+212A
  * Kelvin sign (to K); any other non-ASCII rune cannot match, so it is left as it is.
