@@ -49,3 +49,4 @@ export {
 } from './asherah-api.js';
 export type { AsherahConfig } from './config.js';
 export { checkKeyIdNames, isRegionName } from './key-ids.js';
+export { ENV_NAMES, ENV_DEFAULTS, type EnvSetting } from './env.js';
