@@ -60,6 +60,14 @@ export class LockedRegion {
     }
   }
 
+  /**
+   * A view of `length` bytes at `start` over its own ArrayBuffer, so that holding it reaches nothing else in the
+   * page. Make it while the page is open; detach it (native.detach) before the page closes or the bytes move.
+   */
+  viewOf(start: number, length: number): Uint8Array {
+    return new Uint8Array(this.native.view(this.address + BigInt(start), length));
+  }
+
   open(): void {
     this.native.protectReadWrite(this.address, this.dataBytes);
     this.isOpen = true;
@@ -117,6 +125,7 @@ export class LockedRegion {
     this.native.zero(this.address, this.dataBytes);
     if (this.locked) this.native.unlock(this.address, this.dataBytes);
     this.isOpen = false;
+    this.native.detach(this.bytes.buffer as ArrayBuffer);
     this.native.unmap(this.base, this.mappedBytes);
   }
 }

@@ -4,6 +4,8 @@
  * Elsewhere (Windows, an unknown libc) `loadNative()` throws NativeUnavailableError instead of crashing.
  */
 import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { NativeUnavailableError, SecureMemoryError } from './errors.js';
 
 export type RlimitValue = number | 'unlimited';
@@ -33,6 +35,11 @@ export interface NativeMemory {
   zero(address: bigint, length: number): void;
   /** A zero-copy ArrayBuffer over native memory; touching it while the pages are PROT_NONE kills the process. */
   view(address: bigint, length: number): ArrayBuffer;
+  /**
+   * Makes a buffer from view() zero-length for good, without touching its memory: a copy of a Uint8Array over it
+   * that someone kept then reads nothing and writes nowhere. False where the runtime cannot (see detacher()).
+   */
+  detach(buffer: ArrayBuffer): boolean;
   memlockLimit(): Rlimit;
   coreLimit(): Rlimit;
   /** setrlimit(RLIMIT_CORE, 0, 0): no core file can ever hold this process's memory. */
@@ -135,6 +142,7 @@ function bind(): NativeMemory {
       ? fn('void explicit_bzero(void *s, size_t n)')
       : fn('int memset_s(void *s, size_t smax, int c, size_t n)');
 
+  const transfer = detacher();
   const errnoName = (e: number) => c.errnoNames[e] ?? `errno ${e}`;
   const check = (result: number, what: string) => {
     if (result !== 0) {
@@ -174,10 +182,40 @@ function bind(): NativeMemory {
       else check(zeroFn(address, length, 0, length), 'memset_s');
     },
     view: (address, length) => koffi.view(address, length),
+    detach: (buffer) => {
+      if (transfer === undefined) return false;
+      transfer.call(buffer, 0);
+      return true;
+    },
     memlockLimit: () => readRlimit(c.RLIMIT_MEMLOCK),
     coreLimit: () => readRlimit(c.RLIMIT_CORE),
     disableCoreDumps: () => check(setrlimit(c.RLIMIT_CORE, Buffer.alloc(16)), 'setrlimit(RLIMIT_CORE, 0)'),
   };
+}
+
+type Transfer = (this: ArrayBuffer, newLength: number) => ArrayBuffer;
+
+/**
+ * ArrayBuffer.prototype.transfer (Node 21+): it detaches a buffer, even one over native memory, and with a new
+ * length of 0 it copies nothing, so it never touches a PROT_NONE page. Node 20's V8 has it behind a flag only: the
+ * flag is set just long enough to make one vm context, whose builtin works on this realm's buffers too (it checks
+ * only that its receiver is an ArrayBuffer). structuredClone and postMessage cannot detach koffi's buffers: Node
+ * marks external buffers untransferable and copies them instead (Node 20), reading the memory, or refuses (22).
+ */
+function detacher(): Transfer | undefined {
+  const own = (ArrayBuffer.prototype as { transfer?: Transfer }).transfer;
+  if (typeof own === 'function') return own;
+  try {
+    setFlagsFromString('--harmony-rab-gsab-transfer');
+    try {
+      const borrowed = runInNewContext('ArrayBuffer.prototype.transfer') as Transfer | undefined;
+      return typeof borrowed === 'function' ? borrowed : undefined;
+    } finally {
+      setFlagsFromString('--no-harmony-rab-gsab-transfer');
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 function openLibc(koffi: typeof import('koffi'), platform: 'linux' | 'darwin') {

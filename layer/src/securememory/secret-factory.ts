@@ -1,7 +1,9 @@
+import { inspect } from 'node:util';
 import { ConfigError } from '../errors.js';
 import { SecureMemoryError } from './errors.js';
+import { holdProcessArena, letGoOfProcessArena } from './process-arena.js';
 import { Secret } from './secret.js';
-import { SecretArena, type ArenaOptions, type ArenaStats, type MlockMode, type SecureMemoryLogger } from './secret-arena.js';
+import type { ArenaStats, MlockMode, SecretArena, SecureMemoryLogger } from './secret-arena.js';
 
 export interface SecretFactoryOptions {
   /**
@@ -32,26 +34,23 @@ export interface SecretFactoryStats extends ArenaStats {
   factorySecretsInUse: number;
 }
 
-// RLIMIT_MEMLOCK is a per-process budget, so one allocator must own it for the whole process: every factory
-// shares this arena unless given its own.
-let sharedArena: SecretArena | undefined;
-
-function processArena(options: ArenaOptions): SecretArena {
-  if (sharedArena === undefined || sharedArena.isShutDown) sharedArena = new SecretArena(options);
-  return sharedArena;
-}
-
-/** Makes Secrets. Cheap to create; `close()` zeroes every secret it made that is still open. */
+/**
+ * Makes Secrets. Cheap to create; `close()` zeroes every secret it made that is still open. Factories share the
+ * thread's arena (process-arena.ts), which is shut down and its pages given back once every factory that used it
+ * has closed; a factory used after that gets a new one.
+ */
 export class SecretFactory {
   readonly mlockMode: MlockMode;
-  private readonly strict: boolean;
-  private readonly perAccess: boolean;
+  readonly #options: SecretFactoryOptions;
+  readonly #strict: boolean;
+  readonly #perAccess: boolean;
   /** Open secrets, for close(); an array with swap-removal is cheaper than a Set on the per-record path. */
-  private readonly live: Secret[] = [];
-  private arenaRef: SecretArena | undefined;
-  private closed = false;
+  readonly #live: Secret[] = [];
+  /** The shared arena this factory holds (used and not yet let go of), if any. */
+  #held: SecretArena | undefined;
+  #closed = false;
 
-  constructor(private readonly options: SecretFactoryOptions = {}) {
+  constructor(options: SecretFactoryOptions = {}) {
     const mode = options.mlock ?? 'strict';
     if (mode !== 'strict' && mode !== 'best-effort') {
       throw new ConfigError(`mlock must be "strict" or "best-effort", got ${JSON.stringify(mode)}`);
@@ -65,31 +64,18 @@ export class SecretFactory {
       throw new ConfigError(`protect must be "per-turn" or "per-access", got ${JSON.stringify(protect)}`);
     }
     this.mlockMode = mode;
-    this.strict = mode === 'strict';
-    this.perAccess = protect === 'per-access';
-    this.arenaRef = options.arena;
-  }
-
-  /** The arena is made on first use, so that merely building a factory touches no native code. */
-  private get arena(): SecretArena {
-    if (this.closed) throw new SecureMemoryError('the SecretFactory is closed; create a new one');
-    if (this.arenaRef === undefined) {
-      this.arenaRef = processArena({
-        disableCoreDumps: this.options.disableCoreDumps,
-        maxLockedBytes: this.options.maxLockedBytes,
-        logger: this.options.logger,
-      });
-    }
-    return this.arenaRef;
+    this.#options = options;
+    this.#strict = mode === 'strict';
+    this.#perAccess = protect === 'per-access';
   }
 
   /** A secret of `length` random bytes, generated straight into locked memory. */
   createRandom(length: number): Secret {
     checkLength(length);
-    const arena = this.arena;
-    const allocation = arena.allocate(length, this.strict);
+    const arena = this.#arena();
+    const allocation = arena.allocate(length, this.#strict);
     arena.fillRandom(allocation);
-    return this.track(new Secret(arena, allocation, this.untrack, this.perAccess));
+    return this.#track(new Secret(arena, allocation, this.#untrack, this.#perAccess));
   }
 
   /** A secret holding a copy of `bytes`; the source is zeroed (wiped) once copied. */
@@ -98,38 +84,75 @@ export class SecretFactory {
       throw new SecureMemoryError('createFrom takes a Uint8Array or Buffer holding the secret bytes');
     }
     checkLength(bytes.length);
-    const arena = this.arena;
-    const allocation = arena.allocate(bytes.length, this.strict);
-    allocation.view!.set(bytes);
+    const arena = this.#arena();
+    const allocation = arena.allocate(bytes.length, this.#strict);
+    arena.write(allocation, bytes);
     bytes.fill(0);
-    return this.track(new Secret(arena, allocation, this.untrack, this.perAccess));
+    return this.#track(new Secret(arena, allocation, this.#untrack, this.#perAccess));
   }
 
   stats(): SecretFactoryStats {
-    return { ...this.arena.stats(), mlockMode: this.mlockMode, factorySecretsInUse: this.live.length };
+    return { ...this.#arena().stats(), mlockMode: this.mlockMode, factorySecretsInUse: this.#live.length };
   }
 
-  /** Zeroes every secret this factory made that is still open. The factory cannot be used afterwards. */
+  /**
+   * Zeroes every secret this factory made that is still open. The factory cannot be used afterwards. If it was
+   * the last open factory of the shared arena, every page is zeroed, unlocked and unmapped (once any secret
+   * closed inside its own withBytes is released).
+   */
   close(): void {
-    if (this.closed) return;
-    for (const secret of this.live.slice()) secret.close();
-    this.closed = true;
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const secret of this.#live.slice()) secret.close();
+    if (this.#live.length === 0) this.#letGo();
   }
 
-  private track(secret: Secret): Secret {
-    secret.liveIndex = this.live.length;
-    this.live.push(secret);
-    if (this.perAccess) this.arenaRef!.settle();
+  /** A summary with no address or byte of any secret, for logs. */
+  toJSON(): { mlock: MlockMode; secretsInUse: number; closed: boolean } {
+    return { mlock: this.mlockMode, secretsInUse: this.#live.length, closed: this.#closed };
+  }
+
+  [inspect.custom](): string {
+    return `SecretFactory ${inspect(this.toJSON())}`;
+  }
+
+  /** The arena is found on first use, so that merely building a factory touches no native code. */
+  #arena(): SecretArena {
+    if (this.#closed) throw new SecureMemoryError('the SecretFactory is closed; create a new one');
+    const own = this.#options.arena;
+    if (own !== undefined) return own;
+    const held = this.#held;
+    if (held !== undefined && !held.isShutDown) return held;
+    this.#held = holdProcessArena({
+      disableCoreDumps: this.#options.disableCoreDumps,
+      maxLockedBytes: this.#options.maxLockedBytes,
+      logger: this.#options.logger,
+    });
+    return this.#held;
+  }
+
+  #letGo(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) letGoOfProcessArena(held);
+  }
+
+  #track(secret: Secret): Secret {
+    secret.liveIndex = this.#live.length;
+    this.#live.push(secret);
+    if (this.#perAccess) this.#arena().settle();
     return secret;
   }
 
-  private readonly untrack = (secret: Secret): void => {
-    const live = this.live;
+  readonly #untrack = (secret: Secret): void => {
+    const live = this.#live;
     const last = live.pop()!;
     if (last !== secret) {
       live[secret.liveIndex] = last;
       last.liveIndex = secret.liveIndex;
     }
+    // The last secret of a closed factory, released when its withBytes returned.
+    if (this.#closed && live.length === 0) this.#letGo();
   };
 }
 

@@ -1,84 +1,128 @@
+import { inspect } from 'node:util';
 import { SecureMemoryError } from './errors.js';
 import type { Allocation, SecretArena } from './secret-arena.js';
 
+/** Reads the private field for allocationOf(); set by the class's static block, the only code that can. */
+let readAllocation: (secret: Secret) => Allocation;
+
+/** @internal For tests: the allocation behind a secret (the public API never reaches it). */
+export function allocationOf(secret: Secret): Allocation {
+  return readAllocation(secret);
+}
+
 /**
  * Bytes held in secure memory. Read them only inside `withBytes`; close the secret when done (closing zeroes it).
- * Any use after `close()` is a SecureMemoryError, never a crash.
+ * Any use after `close()` is a SecureMemoryError, never a crash. Printing, serialising or cloning a Secret shows
+ * its length and state only: its arena and bytes are in private fields.
  */
 export class Secret {
-  /** No new use allowed. */
-  private closed = false;
-  /** close() was called inside withBytes: release when the last callback returns. */
-  private releasePending = false;
   /** @internal Position in the owning factory's list of open secrets. */
   liveIndex = -1;
+  readonly #arena: SecretArena;
+  readonly #allocation: Allocation;
+  readonly #onClose: (secret: Secret) => void;
+  /** protect: 'per-access': the page is made PROT_NONE again as soon as the last read returns. */
+  readonly #perAccess: boolean;
+  /** No new use allowed. */
+  #closed = false;
+  /** close() was called inside withBytes: release when the last callback returns. */
+  #releasePending = false;
+
+  static {
+    readAllocation = (secret) => secret.#allocation;
+  }
 
   /** @internal Created by SecretFactory. */
-  constructor(
-    private readonly arena: SecretArena,
-    private readonly allocation: Allocation,
-    private readonly onClose: (secret: Secret) => void,
-    /** protect: 'per-access': the page is made PROT_NONE again as soon as the last read returns. */
-    private readonly perAccess = false,
-  ) {}
+  constructor(arena: SecretArena, allocation: Allocation, onClose: (secret: Secret) => void, perAccess = false) {
+    this.#arena = arena;
+    this.#allocation = allocation;
+    this.#onClose = onClose;
+    this.#perAccess = perAccess;
+  }
 
   get length(): number {
-    return this.allocation.length;
+    return this.#allocation.length;
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.#closed;
   }
 
   /**
-   * Calls `fn` with a zero-copy view of the secret's locked memory and returns what it returns. The view is
-   * valid only during the call: do not keep it, copy it into a Buffer, or use it after `fn` returns (the page is
-   * made inaccessible again, and touching it then ends the process). Treat the bytes as read-only.
-   * `fn` must be synchronous.
+   * Calls `fn` with a zero-copy view of the secret's locked memory and returns what it returns. The view covers
+   * this secret's bytes only and is valid only during the call: do not keep it, copy it into a Buffer, or use it
+   * after `fn` returns. A kept view is detached (zero-length) once the turn's pages close or the secret's bytes
+   * move. Treat the bytes as read-only. `fn` must be synchronous: async and generator functions are refused.
    */
   withBytes<T>(fn: (bytes: Uint8Array) => T): T {
-    if (this.closed) throw closedError();
-    const allocation = this.allocation;
-    let bytes = allocation.view;
-    // Fast path (the per-record case): resident, and its page already open in this turn.
-    if (bytes === null || !allocation.region!.isOpen) bytes = this.arena.access(allocation);
+    if (this.#closed) throw closedError();
+    // Before the call: once started, an async body would go on reading the page after withBytes returned.
+    if (typeof fn !== 'function' || isDeferred(fn)) throw synchronousOnly();
+    const allocation = this.#allocation;
+    const arena = this.#arena;
+    // Fast path (the per-record case): its view already made in this turn, which means its page is open.
+    const bytes = allocation.view ?? arena.access(allocation);
     allocation.referenced = true;
     allocation.pins++;
-    const arena = this.arena;
     arena.reads++;
     let result: T;
     try {
       result = fn(bytes);
     } finally {
       arena.reads--;
-      if (--allocation.pins === 0 && this.releasePending) this.release();
-      if (this.perAccess) arena.settle();
+      if (--allocation.pins === 0 && this.#releasePending) this.#release();
+      if (this.#perAccess) arena.settle();
     }
     if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
-      throw new SecureMemoryError(
-        'withBytes callbacks must be synchronous: the bytes are not readable after the callback returns; ' +
-          'do the async work outside and pass withBytes only the synchronous part',
-      );
+      throw synchronousOnly();
     }
     return result;
   }
 
   /** Zeroes and frees the secret. Idempotent. Inside its own withBytes, it takes effect when that call returns. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.allocation.pins > 0) this.releasePending = true;
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#allocation.pins > 0) this.#releasePending = true;
     else {
-      this.release();
-      if (this.perAccess) this.arena.settle();
+      this.#release();
+      if (this.#perAccess) this.#arena.settle();
     }
   }
 
-  private release(): void {
-    this.releasePending = false;
-    this.onClose(this);
-    this.arena.free(this.allocation);
+  /** A summary with no byte of the secret, for logs. */
+  toJSON(): { length: number; closed: boolean } {
+    return { length: this.length, closed: this.#closed };
   }
+
+  [inspect.custom](): string {
+    return `Secret { length: ${this.length}, closed: ${this.#closed} }`;
+  }
+
+  #release(): void {
+    this.#releasePending = false;
+    try {
+      this.#arena.free(this.#allocation);
+    } finally {
+      // Last: the factory may let go of the arena (and shut it down) once its last secret is gone.
+      this.#onClose(this);
+    }
+  }
+}
+
+const DEFERRED = new Set(['AsyncFunction', 'AsyncGeneratorFunction', 'GeneratorFunction']);
+
+/** Async and generator functions run (part of) their body later, when the page may be closed. */
+function isDeferred(fn: unknown): boolean {
+  const tag = (fn as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag];
+  return tag !== undefined && DEFERRED.has(tag as string);
+}
+
+function synchronousOnly(): SecureMemoryError {
+  return new SecureMemoryError(
+    'withBytes takes a synchronous function (not async, not a generator, returning no promise): the bytes are ' +
+      'not readable after it returns; do the async work outside and pass withBytes only the synchronous part',
+  );
 }
 
 function closedError(): SecureMemoryError {

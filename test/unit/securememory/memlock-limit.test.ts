@@ -57,3 +57,62 @@ describeIfLinuxRoot('under a real RLIMIT_MEMLOCK without CAP_IPC_LOCK', () => {
     expect(report.warnings).toEqual([expect.stringMatching(/NO MEMORY CAN BE LOCKED/)]);
   });
 });
+
+const scenario = (name: string, memlockBytes: number) =>
+  lastJson<Record<string, unknown>>(runTs('test/support/securememory-child.ts', [name], { memlockBytes }).stdout);
+
+describeIfLinuxRoot('limits met, then freed', () => {
+  test('0 bytes: a strict MemlockLimitError leaves the process usable: best-effort works, strict fails the same way', () => {
+    expect(scenario('strict-failure', 0)).toEqual({
+      ok: true,
+      strict: 'MemlockLimitError',
+      strictFrom: 'MemlockLimitError',
+      lenient: 'ok',
+      lenientFrom: 'ok',
+      newLenient: 'ok',
+      strictAgain: 'MemlockLimitError',
+    });
+  });
+
+  test('64 KiB held by other code at the first secret: strict fails, and works once the memory is given back', () => {
+    expect(scenario('budget-freed', 65536)).toMatchObject({
+      ok: true,
+      hogLocked: true,
+      whileHeld: 'MemlockLimitError',
+      afterRelease: 'ok',
+      fresh: 'ok',
+      stats: { lockState: 'locked', lockFailureErrno: 0 },
+    });
+  });
+
+  test('60 KiB held by other code: secrets are sealed into one page, and the arena grows once it is given back', () => {
+    const report = scenario('budget-grows-back', 65536) as {
+      ok: boolean;
+      hogLocked: boolean;
+      correct: boolean;
+      whileHeld: Record<string, number>;
+      after: Record<string, number>;
+    };
+    expect(report).toMatchObject({ ok: true, hogLocked: true, correct: true });
+    expect(report.whileHeld).toMatchObject({ lockedBytes: 4096, lockFailureErrno: 12 });
+    expect(report.whileHeld.sealedSecrets).toBeGreaterThan(0);
+    expect(report.after.lockedBytes).toBeGreaterThan(4096);
+    expect(report.after.lockFailureErrno).toBe(0);
+  });
+
+  test('closing the last factory zeroes, unlocks and unmaps every page; factories made before or after still work', () => {
+    const report = scenario('factory-close', 65536);
+    expect(report).toMatchObject({ ok: true, correct: true, lateWorks: true, earlyWorks: true });
+    const start = report.lockedAtStart;
+    expect(report.lockedInUse).toBe(65536);
+    expect(report).toMatchObject({
+      lockedAfterClose: start,
+      mappingsAfterClose: 0,
+      lockedWithLate: 4096,
+      lockedWithEarlyOnly: 4096,
+      lockedAtEnd: start,
+      lockedAfterInsideClose: start,
+      mappingsAtEnd: 0,
+    });
+  });
+});

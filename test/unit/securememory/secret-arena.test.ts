@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SecretArena, SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
 import type { Allocation } from '../../../layer/src/securememory/secret-arena';
+import { allocationOf } from '../../../layer/src/securememory/secret';
 import { UNIT_BYTES } from '../../../layer/src/securememory/locked-region';
 import { mappingAt, nextTurn } from '../../support/smaps';
 
@@ -15,7 +16,7 @@ describe('SecretArena memory', () => {
 
   function allocateWith(bytes: Buffer): Allocation {
     const a = arena.allocate(bytes.length, true);
-    a.view!.set(bytes);
+    arena.write(a, bytes);
     return a;
   }
 
@@ -38,7 +39,7 @@ describe('SecretArena memory', () => {
     const data = mappingAt(region.address);
     expect(data.vmFlags).toEqual(expect.arrayContaining(['dd', 'lo']));
     expect(data.locked).toBe(region.dataBytes);
-    const page = BigInt(arena.native.pageSize);
+    const page = BigInt(arena.pageSize);
     const below = mappingAt(region.address - page);
     const above = mappingAt(region.address + BigInt(region.dataBytes));
     for (const guard of [below, above]) {
@@ -116,8 +117,8 @@ describe('SecretArena beyond its locked budget', () => {
     const arena = new SecretArena({ maxLockedBytes: 4096, logger: { warn: () => undefined } });
     const factory = new SecretFactory({ arena });
     const secrets = Array.from({ length: 100 }, (_, i) => factory.createFrom(pattern(`t${i}`)));
-    const sealed = secrets.find((s) => (s as unknown as { allocation: Allocation }).allocation.sealed !== null)!;
-    (sealed as unknown as { allocation: Allocation }).allocation.sealed![0] ^= 1;
+    const sealed = secrets.find((s) => allocationOf(s).sealed !== null)!;
+    allocationOf(sealed).sealed![0] ^= 1;
     expect(() => sealed.withBytes(() => 1)).toThrow(/failed authentication/);
     expect(() => sealed.withBytes(() => 1)).toThrow(/failed authentication/);
     expect(secrets.filter((s) => s !== sealed).every((s) => s.withBytes((b) => b.length === 32))).toBe(true);
@@ -145,12 +146,41 @@ describe('secrets larger than a page', () => {
   });
 });
 
+describe('an open secret stays readable however full the budget gets', () => {
+  test('best-effort: secrets of a megabyte on unlocked pages, then thousands of small ones', () => {
+    const arena = new SecretArena({ maxLockedBytes: 4096, logger: { warn: () => undefined } });
+    const factory = new SecretFactory({ arena, mlock: 'best-effort' });
+    // Eight of 245 pages each nearly fill the unlocked cap (8 MiB): were one sealed, there would be no room to
+    // place it anew.
+    const big = Array.from({ length: 8 }, () => factory.createRandom(1_000_000));
+    const digests = big.map((s) => s.withBytes((b) => createHash('sha256').update(b).digest('hex')));
+    const small = Array.from({ length: 3000 }, (_, i) => factory.createFrom(pattern(`b${i}`)));
+    expect(big.map((s) => s.withBytes((b) => createHash('sha256').update(b).digest('hex')))).toEqual(digests);
+    expect(small.every((s, i) => s.withBytes((b) => Buffer.from(b).equals(pattern(`b${i}`))))).toBe(true);
+    factory.close();
+    arena.shutdown();
+  });
+
+  test('strict: a secret of 25 pages inside a 40-page budget, then thousands of small ones', () => {
+    const arena = new SecretArena({ maxLockedBytes: 40 * 4096, logger: { warn: () => undefined } });
+    const factory = new SecretFactory({ arena });
+    const big = factory.createRandom(100_000);
+    const digest = big.withBytes((b) => createHash('sha256').update(b).digest('hex'));
+    const small = Array.from({ length: 3000 }, (_, i) => factory.createFrom(pattern(`s${i}`)));
+    expect(factory.stats().sealedSecrets).toBeGreaterThan(0);
+    expect(big.withBytes((b) => createHash('sha256').update(b).digest('hex'))).toBe(digest);
+    expect(small.every((s, i) => s.withBytes((b) => Buffer.from(b).equals(pattern(`s${i}`))))).toBe(true);
+    factory.close();
+    arena.shutdown();
+  });
+});
+
 describe("protect: 'per-access'", () => {
   test('pages are PROT_NONE as soon as the last read returns, and after create and close, in the same turn', () => {
     const arena = new SecretArena({ logger: { warn: () => undefined } });
     const factory = new SecretFactory({ arena, protect: 'per-access' });
     const secret = factory.createFrom(pattern('pa'));
-    const address = (secret as unknown as { allocation: Allocation }).allocation.region!.address;
+    const address = allocationOf(secret).region!.address;
     expect(mappingAt(address).perms).toBe('---p');
     const inside = secret.withBytes((bytes) => {
       const outer = mappingAt(address).perms;

@@ -70,6 +70,52 @@ describe('Secret', () => {
     expect(secret.withBytes((bytes) => bytes.length)).toBe(32);
   });
 
+  test("a secret's view reaches its own bytes only, not the page that holds its neighbours", () => {
+    const a = factory.createFrom(Buffer.alloc(32, 0xaa));
+    const b = factory.createFrom(Buffer.alloc(32, 0xbb));
+    const seen = a.withBytes((bytes) => {
+      // Everything reachable from the view: its whole buffer, read through a new view, and written to.
+      const whole = new Uint8Array(bytes.buffer);
+      const reach = { offset: bytes.byteOffset, bufferLength: bytes.buffer.byteLength, sawNeighbour: whole.includes(0xbb) };
+      whole.fill(0);
+      return reach;
+    });
+    expect(seen).toEqual({ offset: 0, bufferLength: 32, sawNeighbour: false });
+    expect(b.withBytes((bytes) => Buffer.from(bytes).equals(Buffer.alloc(32, 0xbb)))).toBe(true);
+  });
+
+  // Each callback marks that its body ran: a refused callback must never start (its body would read the page
+  // after withBytes returned).
+  type MakeCallback = (mark: () => void) => (bytes: Uint8Array) => unknown;
+  test.each<[string, MakeCallback]>([
+    ['an async function', (mark) => async (bytes) => {
+      mark();
+      return bytes[0];
+    }],
+    ['an async function that awaits first', (mark) => async (bytes) => {
+      await Promise.resolve();
+      mark();
+      return bytes[0];
+    }],
+    ['a generator function', (mark) => function* (bytes) {
+      mark();
+      yield bytes[0];
+    }],
+    ['an async generator function', (mark) => async function* (bytes) {
+      mark();
+      yield bytes[0];
+    }],
+  ])('%s is refused with a typed error before it starts', async (_, make) => {
+    const secret = factory.createRandom(32);
+    let ran = 0;
+    const callback = make(() => ran++);
+    expect(() => secret.withBytes(callback)).toThrow(SecureMemoryError);
+    expect(() => secret.withBytes(callback)).toThrow(/synchronous/);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ran).toBe(0);
+    expect(secret.withBytes((bytes) => bytes.length)).toBe(32);
+  });
+
   test('bad lengths and sources are SecureMemoryErrors', () => {
     expect(() => factory.createRandom(0)).toThrow(SecureMemoryError);
     expect(() => factory.createRandom(1.5)).toThrow(SecureMemoryError);

@@ -1,0 +1,232 @@
+/**
+ * Scenarios of secure memory that can end a process (a touched PROT_NONE page is SIGSEGV) or that need a real
+ * memlock limit, run in a child process by the secure-memory tests (usually unprivileged under a memlock limit).
+ * Each prints one JSON line with what it saw. Usage: securememory-child <scenario>
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { readLockedBytes, SecretArena, SecretFactory, type Secret } from '../../layer/src/index';
+import { loadNative } from '../../layer/src/securememory/native';
+
+const known = (seed: string) => createHash('sha256').update(seed).digest();
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const quiet = { warn: () => undefined };
+
+/** The error's class name, or 'ok'. */
+function outcome(fn: () => unknown): string {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    return (err as Error).name;
+  }
+}
+
+/** Anonymous read-write-capable mappings excluded from dumps (dd): the library's, not the kernel's [vvar]. */
+function secureMappings(): number {
+  let count = 0;
+  let anonymous = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(\S*)/.exec(line);
+    if (header) anonymous = header[1] === '';
+    else if (anonymous && line.startsWith('VmFlags:') && / dd( |$)/.test(line)) count++;
+  }
+  return count;
+}
+
+/** Every way a key's bytes could be printed: raw, hex, base64 and as a list of numbers. */
+function keyForms(key: Buffer): string[] {
+  return [key.toString('latin1'), key.toString('hex'), key.toString('base64'), [...key.subarray(0, 8)].join(', ')];
+}
+
+function cloned(object: unknown): string {
+  try {
+    return inspect(structuredClone(object), { depth: Infinity, showHidden: true });
+  } catch (err) {
+    return `structuredClone refused: ${(err as Error).name}`;
+  }
+}
+
+const scenarios: Record<string, () => unknown> = {
+  /** Limit 0: a strict failure, then best-effort and strict again, from new factories and the same one. */
+  'strict-failure'() {
+    const strict = new SecretFactory();
+    const lenient = new SecretFactory({ mlock: 'best-effort', logger: quiet });
+    return {
+      strict: outcome(() => strict.createRandom(32)),
+      strictFrom: outcome(() => strict.createFrom(Buffer.alloc(32, 1))),
+      lenient: outcome(() => lenient.createRandom(32).withBytes((b) => b.length)),
+      lenientFrom: outcome(() => lenient.createFrom(known('l')).withBytes((b) => b.length)),
+      newLenient: outcome(() => new SecretFactory({ mlock: 'best-effort', logger: quiet }).createRandom(32)),
+      strictAgain: outcome(() => strict.createRandom(32)),
+    };
+  },
+
+  /** 64 KiB held by other code in the process when the first secret is made, then given back. */
+  'budget-freed'() {
+    const native = loadNative();
+    const hog = native.map(65536);
+    const hogLocked = native.lock(hog, 65536) === 0;
+    const strict = new SecretFactory();
+    const whileHeld = outcome(() => strict.createRandom(32));
+    native.unlock(hog, 65536);
+    native.unmap(hog, 65536);
+    const afterRelease = outcome(() => strict.createRandom(32).withBytes((b) => b.length));
+    const fresh = outcome(() => new SecretFactory().createRandom(32));
+    return { hogLocked, whileHeld, afterRelease, fresh, stats: strict.stats() };
+  },
+
+  /** 60 KiB held by other code: one page locked, the rest sealed; the 60 KiB given back, the arena grows again. */
+  async 'budget-grows-back'() {
+    const native = loadNative();
+    const hog = native.map(61440);
+    const hogLocked = native.lock(hog, 61440) === 0;
+    const factory = new SecretFactory({ logger: quiet });
+    const first = Array.from({ length: 200 }, (_, i) => factory.createFrom(known(`g${i}`)));
+    const whileHeld = factory.stats();
+    native.unlock(hog, 61440);
+    native.unmap(hog, 61440);
+    await sleep(1100);
+    const second = Array.from({ length: 200 }, (_, i) => factory.createFrom(known(`h${i}`)));
+    const correct =
+      first.every((s, i) => s.withBytes((b) => Buffer.from(b).equals(known(`g${i}`)))) &&
+      second.every((s, i) => s.withBytes((b) => Buffer.from(b).equals(known(`h${i}`))));
+    return { hogLocked, whileHeld, after: factory.stats(), correct };
+  },
+
+  /** Closing the last factory gives every page back; factories made before or after keep working. */
+  async 'factory-close'() {
+    const lockedAtStart = readLockedBytes() ?? 0;
+    const early = new SecretFactory();
+    const factory = new SecretFactory();
+    const secrets: Secret[] = Array.from({ length: 2000 }, (_, i) => factory.createFrom(known(`f${i}`)));
+    const correct = secrets.every((s, i) => s.withBytes((b) => Buffer.from(b).equals(known(`f${i}`))));
+    const lockedInUse = readLockedBytes() ?? 0;
+    for (const secret of secrets.slice(0, 1000)) secret.close();
+    factory.close();
+    const lockedAfterClose = readLockedBytes() ?? 0;
+    const mappingsAfterClose = secureMappings();
+    await nextTurn();
+
+    const late = new SecretFactory();
+    const lateWorks = late.createRandom(32).withBytes((b) => b.length) === 32;
+    const lockedWithLate = readLockedBytes() ?? 0;
+    const earlyWorks = early.createFrom(known('e')).withBytes((b) => Buffer.from(b).equals(known('e')));
+    late.close();
+    const lockedWithEarlyOnly = readLockedBytes() ?? 0;
+    early.close();
+    const lockedAtEnd = readLockedBytes() ?? 0;
+
+    // Closed from inside a read: the pages go back when that read returns.
+    const inside = new SecretFactory();
+    const secret = inside.createRandom(32);
+    secret.withBytes(() => inside.close());
+    const lockedAfterInsideClose = readLockedBytes() ?? 0;
+    await nextTurn();
+    return {
+      correct,
+      lockedAtStart,
+      lockedInUse,
+      lockedAfterClose,
+      mappingsAfterClose,
+      lateWorks,
+      lockedWithLate,
+      earlyWorks,
+      lockedWithEarlyOnly,
+      lockedAtEnd,
+      lockedAfterInsideClose,
+      mappingsAtEnd: secureMappings(),
+    };
+  },
+
+  /** Views kept past their call, read and written later: harmless (no crash, no bytes, no write lands). */
+  async 'kept-views'() {
+    const factory = new SecretFactory({ logger: quiet });
+    const secret = factory.createFrom(known('k'));
+    let kept: Uint8Array | undefined;
+    secret.withBytes((b) => {
+      kept = b;
+    });
+    let keptByAsync: Uint8Array | undefined;
+    const asyncRefused = outcome(() =>
+      secret.withBytes(async (b) => {
+        keptByAsync = b;
+      }),
+    );
+    // A promise returned by a plain function: refused, but its timer still reads the view later.
+    let readByTimer: unknown = 'not yet';
+    const promiseRefused = outcome(() =>
+      secret.withBytes((b) => new Promise((resolve) => setTimeout(() => resolve((readByTimer = b[0])), 5))),
+    );
+    // protect 'per-access' closes the page as soon as the call returns: a microtask reads after that.
+    const perAccess = new SecretFactory({ protect: 'per-access' }).createFrom(known('pa'));
+    let readByMicrotask: unknown = 'not yet';
+    perAccess.withBytes((b) => queueMicrotask(() => (readByMicrotask = b[0])));
+    await sleep(20);
+    const keptLength = kept!.length;
+    const keptRead = kept![0];
+    kept![0] ^= 0xff;
+    const intact = secret.withBytes((b) => Buffer.from(b).equals(known('k')));
+
+    // A view kept from a secret that is then sealed: its unit is reused by another secret in the same turn.
+    const arena = new SecretArena({ maxLockedBytes: 4096, logger: quiet });
+    const tight = new SecretFactory({ arena });
+    const victim = tight.createFrom(known('v'));
+    let keptFromSealed: Uint8Array | undefined;
+    victim.withBytes((b) => {
+      keptFromSealed = b;
+    });
+    for (let i = 0; i < 200; i++) tight.createFrom(known(`n${i}`));
+    const sealedViewLength = keptFromSealed!.length;
+    tight.close();
+    arena.shutdown();
+    return {
+      asyncRefused,
+      asyncBodyRan: keptByAsync !== undefined,
+      promiseRefused,
+      readByTimer: readByTimer ?? null,
+      readByMicrotask: readByMicrotask ?? null,
+      keptLength,
+      keptRead: keptRead ?? null,
+      intact,
+      sealedViewLength,
+    };
+  },
+
+  /** util.inspect, JSON.stringify and structuredClone of every object: no key bytes now, no crash later. */
+  async 'inspect'() {
+    const key = known('inspect');
+    const factory = new SecretFactory();
+    const secret = factory.createFrom(Buffer.from(key));
+    const arena = new SecretArena({ logger: quiet });
+    const own = new SecretFactory({ arena }).createFrom(Buffer.from(key));
+    const objects = { secret, factory, arena, own };
+    const print = () =>
+      Object.values(objects).flatMap((object) => [
+        inspect(object, { depth: Infinity, showHidden: true, getters: true }),
+        inspect(object, { depth: Infinity, showHidden: true, getters: true, customInspect: false }),
+        JSON.stringify(object),
+        cloned(object),
+      ]);
+    secret.withBytes(() => undefined);
+    own.withBytes(() => undefined);
+    const sameTurn = print();
+    await nextTurn();
+    const laterTurn = print();
+    const leaks = [...sameTurn, ...laterTurn].filter((text) => keyForms(key).some((form) => text.includes(form)));
+    return { leaks, secret: sameTurn[0], json: sameTurn[2], factory: sameTurn[4], arena: sameTurn[8] };
+  },
+};
+
+async function main() {
+  const scenario = scenarios[process.argv[2]];
+  if (!scenario) throw new Error(`unknown scenario ${process.argv[2]}`);
+  return { ok: true, ...((await scenario()) as object) };
+}
+
+main().then(
+  (report) => process.stdout.write(JSON.stringify(report) + '\n'),
+  (err: Error) => process.stdout.write(JSON.stringify({ ok: false, name: err.name, message: err.message }) + '\n'),
+);

@@ -1,0 +1,37 @@
+/**
+ * Misuse that used to end the process (a touched PROT_NONE page is SIGSEGV) or leak key bytes, run in child
+ * processes: views kept past their call, async callbacks, printing and cloning the objects.
+ */
+import { lastJson, runTs } from '../../support/unprivileged';
+
+const run = (name: string) => {
+  const child = runTs('test/support/securememory-child.ts', [name]);
+  expect({ status: child.status, signal: child.signal, stderr: child.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
+  return lastJson<Record<string, unknown>>(child.stdout);
+};
+
+describe('misuse of secrets does not crash the process or show key bytes', () => {
+  test('views kept past their call read nothing and write nothing later, and never crash', () => {
+    expect(run('kept-views')).toEqual({
+      ok: true,
+      asyncRefused: 'SecureMemoryError',
+      asyncBodyRan: false,
+      promiseRefused: 'SecureMemoryError',
+      readByTimer: null,
+      readByMicrotask: null,
+      keptLength: 0,
+      keptRead: null,
+      intact: true,
+      sealedViewLength: 0,
+    });
+  });
+
+  test('util.inspect, JSON.stringify and structuredClone show no key bytes, in the turn of a use or later', () => {
+    const report = run('inspect') as { ok: boolean; leaks: string[]; secret: string; json: string; factory: string };
+    expect(report.ok).toBe(true);
+    expect(report.leaks).toEqual([]);
+    expect(report.secret).toBe('Secret { length: 32, closed: false }');
+    expect(JSON.parse(report.json)).toEqual({ length: 32, closed: false });
+    expect(report.factory).toMatch(/^SecretFactory \{/);
+  });
+});
