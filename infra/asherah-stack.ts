@@ -1,28 +1,25 @@
 /**
- * The starter's stack: the layer (the SDK every function shares), the encrypt/decrypt function, and what Asherah
- * keeps its keys in: a KMS key that encrypts the system keys and the DynamoDB metastore. Both of those are
- * retained when the stack is deleted, because losing either makes every record ever encrypted unreadable.
+ * The starter's stack: the encrypt/decrypt function, with the two constructs any function uses Asherah through:
+ * the layer (the SDK every function shares) and the key store (the KMS key that encrypts the system keys and the
+ * DynamoDB metastore, both retained when the stack is deleted).
  */
 import path from 'node:path';
-import { CfnOutput, CfnRule, Duration, Fn, RemovalPolicy, Stack, Token, Validations, type StackProps } from 'aws-cdk-lib';
-import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { ENV_DEFAULTS } from '../layer/src/appencryption/env';
+import { AsherahKeyStore, AsherahLayer, MIN_LAYER_RUNTIME } from './constructs';
 
 const ROOT = path.resolve(__dirname, '..');
 const FUNCTION_DIR = path.join(ROOT, 'functions', 'encrypt-decrypt');
 
-/** The function's runtime; the layer also lists every later Node.js runtime this aws-cdk-lib knows. */
-export const FUNCTION_RUNTIME = lambda.Runtime.NODEJS_22_X;
-
-/** The KMS actions Asherah's AWS KMS adapter calls: a data key in the preferred region, Encrypt elsewhere, Decrypt. */
-export const KMS_ACTIONS = ['kms:GenerateDataKey', 'kms:Encrypt', 'kms:Decrypt'];
-/** The DynamoDB actions the metastore calls: load (GetItem), load latest (Query), store (conditional PutItem). */
-export const DYNAMODB_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'];
+/** The function's runtime: the oldest the layer supports, which also lists every later Node.js runtime. */
+export const FUNCTION_RUNTIME = MIN_LAYER_RUNTIME;
 
 export interface AsherahStackProps extends StackProps {
   /** The zip layer/build.ts writes (dist/asherah-layer.zip). */
@@ -35,7 +32,7 @@ export interface AsherahStackProps extends StackProps {
    * (this stack's key under this stack's region, plus these) and ASHERAH_PREFERRED_REGION (this stack's region).
    */
   readonly extraKmsKeyArns?: Readonly<Record<string, string>>;
-  /** Default 'asherah-starter' and 'encrypt-decrypt', as functions/encrypt-decrypt/config.ts. */
+  /** Default 'asherah-starter' and 'encrypt-decrypt' (ENV_DEFAULTS, as the function defaults them). */
   readonly serviceName?: string;
   readonly productId?: string;
   /** Default 'EncryptionKey', the table name every Asherah implementation uses by default. */
@@ -53,48 +50,28 @@ export interface AsherahStackProps extends StackProps {
 }
 
 export class AsherahStack extends Stack {
+  readonly keyStore: AsherahKeyStore;
   readonly key: kms.Key;
   readonly table: dynamodb.Table;
-  readonly layer: lambda.LayerVersion;
+  readonly layer: AsherahLayer;
   readonly function: NodejsFunction;
 
   constructor(scope: Construct, id: string, props: AsherahStackProps) {
     super(scope, id, props);
-    const extraKeys = checkExtraKmsKeyArns(props.extraKmsKeyArns ?? {}, this.region);
-    if (Token.isUnresolved(this.region) && Object.keys(extraKeys).length > 0) {
-      // Region-agnostic synth: the same check, made by CloudFormation before it changes anything.
-      new CfnRule(this, 'ExtraKmsRegionsAreOtherRegions', {
-        assertions: Object.keys(extraKeys).map((region) => ({
-          assert: Fn.conditionNot(Fn.conditionEquals(this.region, region)),
-          assertDescription: `extraKmsKeyArns names ${region}, the region this stack deploys to, whose key the stack creates`,
-        })),
-      });
-    }
 
-    this.key = new kms.Key(this, 'MasterKey', {
-      description: 'Asherah master key (asherah-starter): encrypts the system keys; retained when the stack is deleted',
-      alias: props.keyAlias ?? 'alias/asherah-starter',
-      enableKeyRotation: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+    // The id 'Default' adds nothing to the logical IDs below it, so the key, its alias and the table keep the
+    // ones they had when the stack made them itself (MasterKey0175C9E2, Metastore428D934B): a new logical ID on
+    // a retained resource would leave the old one behind and create an empty one in its place.
+    this.keyStore = new AsherahKeyStore(this, 'Default', {
+      tableName: props.tableName ?? ENV_DEFAULTS.tableName,
+      keyAlias: props.keyAlias ?? 'alias/asherah-starter',
+      keyDescription: 'Asherah master key (asherah-starter): encrypts the system keys; retained when the stack is deleted',
+      extraKmsKeyArns: props.extraKmsKeyArns,
     });
+    this.key = this.keyStore.key;
+    this.table = this.keyStore.table;
 
-    // Asherah's metastore schema (docs/wire-format.md §3.4): Id (S) hash key, Created (N, unix seconds) range key.
-    this.table = new dynamodb.Table(this, 'Metastore', {
-      tableName: props.tableName ?? 'EncryptionKey',
-      partitionKey: { name: 'Id', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'Created', type: dynamodb.AttributeType.NUMBER },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-
-    this.layer = new lambda.LayerVersion(this, 'Layer', {
-      code: lambda.Code.fromAsset(props.layerZipPath),
-      compatibleArchitectures: [lambda.Architecture.X86_64, lambda.Architecture.ARM_64],
-      compatibleRuntimes: layerRuntimes(),
-      description: 'asherah-layer: Asherah-compatible envelope encryption with keys in locked memory (koffi for x86_64 and arm64)',
-      license: 'Apache-2.0 (koffi: MIT)',
-    });
+    this.layer = new AsherahLayer(this, 'Layer', { zipPath: props.layerZipPath });
 
     const logGroup = new logs.LogGroup(this, 'FunctionLogs', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -112,16 +89,6 @@ export class AsherahStack extends Stack {
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [logGroup.logGroupArn],
     }));
-    role.addToPolicy(new iam.PolicyStatement({
-      sid: 'AsherahMasterKeys',
-      actions: KMS_ACTIONS,
-      resources: [this.key.keyArn, ...Object.values(extraKeys)],
-    }));
-    role.addToPolicy(new iam.PolicyStatement({
-      sid: 'AsherahMetastore',
-      actions: DYNAMODB_ACTIONS,
-      resources: [this.table.tableArn],
-    }));
 
     this.function = new NodejsFunction(this, 'Function', {
       description: 'Asherah encrypt/decrypt (events of the Go Lambda sample: Payload → DRR, DRR → Payload)',
@@ -135,10 +102,8 @@ export class AsherahStack extends Stack {
       timeout: props.timeout ?? Duration.seconds(10),
       role,
       logGroup,
-      layers: [this.layer],
       projectRoot: ROOT,
       depsLockFilePath: path.join(ROOT, 'package-lock.json'),
-      environment: this.environmentFor(props, extraKeys),
       bundling: {
         format: OutputFormat.CJS, // CommonJS: require() honours NODE_PATH, where Lambda puts /opt/nodejs/node_modules
         minify: true,
@@ -157,6 +122,12 @@ export class AsherahStack extends Stack {
         },
       },
     });
+    this.layer.attachTo(this.function);
+    this.keyStore.configure(this.function, {
+      serviceName: props.serviceName ?? ENV_DEFAULTS.serviceName,
+      productId: props.productId ?? ENV_DEFAULTS.productId,
+      prewarmPartitions: props.prewarmPartitions,
+    });
 
     new CfnOutput(this, 'FunctionName', { value: this.function.functionName, description: 'aws lambda invoke --function-name' });
     new CfnOutput(this, 'LayerVersionArn', { value: this.layer.layerVersionArn, description: 'asherah-layer, for other functions' });
@@ -171,64 +142,6 @@ export class AsherahStack extends Stack {
         'forward deliberately, with the tests, rather than on every CDK upgrade.',
     });
   }
-
-  private environmentFor(props: AsherahStackProps, extraKeys: Record<string, string>): Record<string, string> {
-    const env: Record<string, string> = {
-      ASHERAH_SERVICE_NAME: props.serviceName ?? 'asherah-starter',
-      ASHERAH_PRODUCT_ID: props.productId ?? 'encrypt-decrypt',
-      ASHERAH_METASTORE: 'dynamodb',
-      ASHERAH_METASTORE_TABLE_NAME: this.table.tableName,
-      ASHERAH_REGION_SUFFIX: 'false',
-      ASHERAH_KMS: 'aws',
-    };
-    if (Object.keys(extraKeys).length === 0) {
-      env.ASHERAH_KMS_KEY_ARN = this.key.keyArn;
-    } else {
-      // Built as text, not JSON.stringify: the region and key ARN of this stack are deploy-time tokens, which
-      // CloudFormation joins in; neither can contain a character JSON would escape.
-      const entries = [
-        `"${this.region}":"${this.key.keyArn}"`,
-        ...Object.entries(extraKeys).map(([region, arn]) => `${JSON.stringify(region)}:${JSON.stringify(arn)}`),
-      ];
-      env.ASHERAH_REGION_MAP = `{${entries.join(',')}}`;
-      env.ASHERAH_PREFERRED_REGION = this.region;
-    }
-    if (props.prewarmPartitions?.length) {
-      const bad = props.prewarmPartitions.find((p) => p.trim() === '' || p.includes(','));
-      if (bad !== undefined) throw new Error(`prewarmPartitions: ${JSON.stringify(bad)} is empty or contains a comma`);
-      env.ASHERAH_PREWARM_PARTITIONS = props.prewarmPartitions.join(',');
-    }
-    return env;
-  }
-}
-
-/** nodejs22.x and every later Node.js runtime this aws-cdk-lib knows (nodejs24.x in 2.276). */
-export function layerRuntimes(): lambda.Runtime[] {
-  const major = (r: lambda.Runtime) => Number(/^nodejs(\d+)\.x$/.exec(r.name)?.[1] ?? 0);
-  const seen = new Set<string>();
-  return lambda.Runtime.ALL
-    .filter((r) => r.family === lambda.RuntimeFamily.NODEJS && !r.isVariable && major(r) >= major(FUNCTION_RUNTIME))
-    .filter((r) => !seen.has(r.name) && seen.add(r.name))
-    .sort((a, b) => major(a) - major(b));
-}
-
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
-const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/[A-Za-z0-9-]+$/;
-
-/** Extra regions' keys: real regions, key ARNs (not aliases: IAM grants on an alias ARN do not cover its key), in that region. */
-function checkExtraKmsKeyArns(extra: Readonly<Record<string, string>>, stackRegion: string): Record<string, string> {
-  for (const [region, arn] of Object.entries(extra)) {
-    if (!REGION.test(region)) throw new Error(`extraKmsKeyArns: ${JSON.stringify(region)} is not an AWS region name`);
-    const arnRegion = KEY_ARN.exec(arn)?.[1];
-    if (arnRegion === undefined) {
-      throw new Error(`extraKmsKeyArns[${region}]: ${JSON.stringify(arn)} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)`);
-    }
-    if (arnRegion !== region) throw new Error(`extraKmsKeyArns[${region}]: the key ARN is in ${arnRegion}, not ${region}`);
-    if (!Token.isUnresolved(stackRegion) && region === stackRegion) {
-      throw new Error(`extraKmsKeyArns: ${region} is this stack's own region, whose key the stack creates`);
-    }
-  }
-  return { ...extra };
 }
 
 /** A copy that runs in the shells NodejsFunction's hooks use on Linux, macOS and Windows alike. */

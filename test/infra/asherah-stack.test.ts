@@ -173,6 +173,29 @@ describe('the DynamoDB table', () => {
   });
 });
 
+describe('logical IDs', () => {
+  // A retained resource whose logical ID changes is left behind by CloudFormation and replaced by a new, empty
+  // one: for the key and the table that would lose every record. These are the IDs the deployed stacks have.
+  test('the key, its alias and the table keep the IDs of every deployed starter stack', () => {
+    expect(Object.keys(template.findResources('AWS::KMS::Key'))).toEqual(['MasterKey0175C9E2']);
+    expect(Object.keys(template.findResources('AWS::KMS::Alias'))).toEqual(['MasterKeyAlias9C01E073']);
+    expect(Object.keys(template.findResources('AWS::DynamoDB::Table'))).toEqual(['Metastore428D934B']);
+  });
+
+  test('so do the layer, the function, its role and its log group', () => {
+    expect(Object.keys(template.toJSON().Resources as object).filter((r) => r !== 'CDKMetadata').sort()).toEqual([
+      'Function76856677',
+      'FunctionLogsAE28C13D',
+      'FunctionRole111A5701',
+      'FunctionRoleDefaultPolicy41A10F9C',
+      'LayerB20D2F06',
+      'MasterKey0175C9E2',
+      'MasterKeyAlias9C01E073',
+      'Metastore428D934B',
+    ]);
+  });
+});
+
 describe('IAM', () => {
   test('grants exactly these actions: two for logs, three for KMS, three for DynamoDB', () => {
     expect(statements().every((s) => s.Effect === 'Allow')).toBe(true);
