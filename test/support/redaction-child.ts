@@ -19,14 +19,14 @@ async function main() {
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write;
   try {
-    logger.info('objects', { session, factory, kms });
+    logger.info('objects', { session, factory, kms, secrets });
   } finally {
     process.stdout.write = write;
   }
   const texts = [
     ...written,
-    inspect({ session, factory, kms }, { depth: Infinity, showHidden: true }),
-    JSON.stringify({ session, factory, kms }),
+    inspect({ session, factory, kms, secrets }, { depth: Infinity, showHidden: true }),
+    JSON.stringify({ session, factory, kms, secrets }),
   ];
   console.log(JSON.stringify({ texts }));
   await factory.close();

@@ -147,7 +147,7 @@ describe('the module functions', () => {
   });
 
   (canDropPrivileges() ? test : test.skip)(
-    'under a 64 KiB memlock limit: shutdownAsync() mid-flight, set up again, every record round-trips',
+    'under a 64 KiB memlock limit: shutdownAsync() mid-flight, set up again, every record round-trips, VmLck back to the start',
     () => {
       const result = runTs('test/support/lifecycle-child.ts', [], { memlockBytes: 65536 });
       expect(result.stderr).toBe('');
@@ -162,6 +162,8 @@ describe('the module functions', () => {
       }>(result.stdout);
       expect(report.failures).toEqual([]);
       expect(report.roundTrips).toBe(1000);
+      expect(report.lockedAfterShutdown).toBe(report.lockedAtStart);
+      expect(report.lockedAtEnd).toBe(report.lockedAtStart);
     },
   );
 });
