@@ -1,25 +1,30 @@
 /**
  * Builds the Lambda layer zip (`npm run build:layer`, and infra/app.ts before every synth):
  *
- *   nodejs/node_modules/asherah-layer/          layer/src bundled by esbuild into one CommonJS index.js
+ *   nodejs/node_modules/asherah-layer/          layer/src bundled by esbuild into one CommonJS index.js, and its type
+ *                                               declarations (index.d.ts and the .d.ts it imports, by tsc's emitter)
  *   nodejs/node_modules/koffi/                  only the files koffi's CommonJS entry loads at run time
  *   nodejs/node_modules/@koromix/koffi-linux-x64/    koffi's native binaries, one package per architecture
  *   nodejs/node_modules/@koromix/koffi-linux-arm64/
  *
  * Lambda puts /opt/nodejs/node_modules on NODE_PATH, so a function's CommonJS require('asherah-layer') finds the
- * package, and the package's require('koffi') finds koffi beside it. @aws-sdk/* is left out (the runtime provides
- * it; a copy here would shadow the runtime's) and so is better-sqlite3 (only the SQLite metastore loads it, on
- * first use). The native packages come from node_modules when they are installed at koffi's version, otherwise from
- * the npm registry with `npm pack` (checked against package-lock.json's integrity and cached under
- * node_modules/.cache/asherah-layer/). The zip is deterministic: sorted entries, fixed times and modes.
+ * package, and the package's require('koffi') finds koffi beside it (an ES module cannot import it by name, as
+ * Node's ESM resolver ignores NODE_PATH: docs/using-the-layer.md shows what works, and how to get the types).
+ * @aws-sdk/* is left out (the runtime provides it; a copy here would shadow the runtime's) and so is better-sqlite3
+ * (only the SQLite metastore loads it, on first use). The native packages come from node_modules when they are
+ * installed at koffi's version, otherwise from the npm registry with `npm pack` (checked against package-lock.json's
+ * integrity and cached under node_modules/.cache/asherah-layer/). The declarations are cached there too, keyed by
+ * everything that shapes them (a compile takes seconds; the rest of the build well under one). The zip is
+ * deterministic: sorted entries, fixed times and modes.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import AdmZip from 'adm-zip';
 import { buildSync } from 'esbuild';
+import ts from 'typescript';
 
 const ROOT = path.resolve(__dirname, '..');
 export const LAYER_PACKAGE = 'asherah-layer';
@@ -39,7 +44,7 @@ const ZIP_TIME = new Date(2000, 0, 1, 0, 0, 0);
 export interface BuildLayerOptions {
   /** Default dist/asherah-layer.zip. */
   outFile?: string;
-  /** Where `npm pack` tarballs are kept between builds. Default node_modules/.cache/asherah-layer. */
+  /** Where `npm pack` tarballs and the emitted declarations are kept between builds. Default node_modules/.cache/asherah-layer. */
   cacheDir?: string;
   /**
    * Also ship koffi's musl binaries. Lambda (Amazon Linux 2023) is glibc and koffi's loader picks linux_<arch>
@@ -90,6 +95,7 @@ export function buildLayer(options: BuildLayerOptions = {}): LayerBuild {
   const koffiDir = packageDir('koffi');
   const koffiPackage = readJson(path.join(koffiDir, 'package.json')) as Record<string, unknown> & { version: string };
   stage(`${LAYER_PACKAGE}/index.js`, bundleLayer());
+  for (const [file, text] of cachedDeclarations(cacheDir, log)) stage(`${LAYER_PACKAGE}/${file}`, text);
   stage(`${LAYER_PACKAGE}/package.json`, json({
     name: LAYER_PACKAGE,
     version: rootPackage.version,
@@ -97,6 +103,19 @@ export function buildLayer(options: BuildLayerOptions = {}): LayerBuild {
     license: rootPackage.license,
     type: 'commonjs',
     main: 'index.js',
+    // For TypeScript's older resolution modes, which ignore `exports`.
+    types: 'index.d.ts',
+    exports: {
+      '.': {
+        types: './index.d.ts',
+        require: './index.js',
+        // The same CommonJS file, not a second (ESM) build: whoever imports and whoever requires the package in one
+        // process share one module instance, so one secure-memory arena and one set of key caches. Node gives an
+        // importer the named exports through the export-names annotation esbuild writes at the end of index.js.
+        import: './index.js',
+      },
+      './package.json': './package.json',
+    },
     dependencies: { koffi: koffiPackage.version },
   }));
 
@@ -167,6 +186,114 @@ function bundleLayer(): Buffer {
     logLevel: 'warning',
   });
   return Buffer.from(result.outputFiles[0]!.contents);
+}
+
+const LAYER_SRC = path.join(ROOT, 'layer', 'src');
+
+/**
+ * The compiler options for the declarations: the project's tsconfig.json, so the layer is typed as `npm run
+ * typecheck` checks it, with declaration-only output and the options that would change or break it overridden.
+ */
+function declarationOptions(): ts.CompilerOptions {
+  const file = path.join(ROOT, 'tsconfig.json');
+  const read = ts.readConfigFile(file, (f) => ts.sys.readFile(f));
+  if (read.error) throw new Error(`tsconfig.json: ${ts.flattenDiagnosticMessageText(read.error.messageText, '\n')}`);
+  const { options, errors } = ts.convertCompilerOptionsFromJson((read.config as { compilerOptions?: unknown }).compilerOptions, ROOT, file);
+  if (errors.length > 0) throw new Error(`tsconfig.json: ${ts.flattenDiagnosticMessageText(errors[0]!.messageText, '\n')}`);
+  return {
+    ...options,
+    // The repo's own alias for asherah-layer: the layer's sources never import themselves by name.
+    paths: undefined,
+    baseUrl: undefined,
+    noEmit: false,
+    declaration: true,
+    emitDeclarationOnly: true,
+    declarationMap: false,
+    sourceMap: false,
+    inlineSourceMap: false,
+    // Kept: the declarations show @internal members (stripping the constructors would declare public no-argument ones).
+    stripInternal: false,
+    rootDir: LAYER_SRC,
+    // Never written: emit() below hands every file to a callback.
+    outDir: path.join(ROOT, 'dist', 'asherah-layer-declarations'),
+    // Only Node's types: jest's globals must not leak into what the layer declares.
+    types: ['node'],
+    // Lint-like checks say nothing about the declarations; they are `npm run typecheck`'s job.
+    noUnusedLocals: false,
+    noUnusedParameters: false,
+    newLine: ts.NewLineKind.LineFeed, // the same bytes on every build host
+    incremental: false,
+    composite: false,
+  };
+}
+
+/**
+ * layer/src/index.ts's declarations and those of every source file it reaches, by path inside the package (index.d.ts,
+ * appencryption/session.d.ts, …): tsc's emitter, so they are the sources' own types. Throws when tsc cannot emit a
+ * declaration; a type error elsewhere in layer/src only goes to `log` (`npm run typecheck` fails on it, and a layer
+ * build, run before every synth, should not stop while someone is halfway through an edit).
+ */
+export function emitLayerDeclarations(log: (line: string) => void = () => undefined): Map<string, Buffer> {
+  const options = declarationOptions();
+  const program = ts.createProgram([path.join(LAYER_SRC, 'index.ts')], options);
+  const files = new Map<string, Buffer>();
+  const emitted = program.emit(undefined, (fileName, text) => {
+    files.set(path.relative(options.outDir!, fileName).split(path.sep).join('/'), Buffer.from(text));
+  });
+  const host = { getCanonicalFileName: (f: string) => f, getCurrentDirectory: () => ROOT, getNewLine: () => '\n' };
+  const errors = (diagnostics: readonly ts.Diagnostic[]) => diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
+  const emitErrors = errors(emitted.diagnostics);
+  if (emitErrors.length > 0 || emitted.emitSkipped) {
+    throw new Error(`the layer's type declarations were not emitted:\n${ts.formatDiagnostics(emitErrors, host)}`);
+  }
+  const typeErrors = errors(ts.getPreEmitDiagnostics(program));
+  if (typeErrors.length > 0) {
+    log(`warning: layer/src has type errors, so its declarations may be wrong:\n${ts.formatDiagnostics(typeErrors, host)}`);
+  }
+  return new Map([...files].sort(([a], [b]) => byCodePoint(a, b)));
+}
+
+/**
+ * emitLayerDeclarations(), kept in `cacheDir` under a hash of what shapes its output: TypeScript's version, the
+ * options, every file under layer/src, and package-lock.json (the versions of @types/node and the AWS SDK whose
+ * types the declarations name).
+ */
+function cachedDeclarations(cacheDir: string, log: (line: string) => void): Map<string, Buffer> {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify({ typescript: ts.version, options: declarationOptions() }));
+  for (const file of listFiles(LAYER_SRC)) hash.update(`\0${file}\0`).update(readFileSync(path.join(LAYER_SRC, file)));
+  const lockFile = path.join(ROOT, 'package-lock.json');
+  if (existsSync(lockFile)) hash.update('\0package-lock.json\0').update(readFileSync(lockFile));
+  const key = hash.digest('hex');
+
+  const cacheFile = path.join(cacheDir, 'declarations.json');
+  if (existsSync(cacheFile)) {
+    try {
+      const cached = readJson(cacheFile) as { key?: string; files?: Record<string, string> };
+      if (cached.key === key && cached.files) {
+        return new Map(Object.entries(cached.files).map(([file, text]) => [file, Buffer.from(text)]));
+      }
+    } catch {
+      // A torn or foreign file: emit again and replace it.
+    }
+  }
+  log('emitting the type declarations');
+  const files = emitLayerDeclarations(log);
+  mkdirSync(cacheDir, { recursive: true });
+  const partial = `${cacheFile}.${process.pid}.tmp`;
+  writeFileSync(partial, JSON.stringify({ key, files: Object.fromEntries([...files].map(([f, data]) => [f, data.toString()])) }));
+  renameSync(partial, cacheFile); // atomic, as for the zip: parallel test processes build side by side
+  return files;
+}
+
+/** Every regular file under `dir`, as sorted paths relative to it. */
+function listFiles(dir: string, prefix = ''): string[] {
+  return readdirSync(path.join(dir, prefix), { withFileTypes: true })
+    .flatMap((entry) => {
+      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+      return entry.isDirectory() ? listFiles(dir, rel) : entry.isFile() ? [rel] : [];
+    })
+    .sort(byCodePoint);
 }
 
 /** `entry` and every file it reaches through relative require("./…") calls, as paths relative to `dir`. */
