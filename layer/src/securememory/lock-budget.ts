@@ -1,10 +1,10 @@
 /**
  * The locked bytes that secure memory holds in this process, counted across all its threads. RLIMIT_MEMLOCK (and
  * the library's own cap where no limit binds) is one budget per process, while each thread has its own arena: the
- * count lives in a SharedArrayBuffer that worker threads receive through worker_threads environment data, so
- * every thread started after this module loaded in its parent shares it.
+ * count lives in a SharedArrayBuffer that every thread started after this module loaded in its parent shares
+ * (process-shared.ts).
  */
-import { getEnvironmentData, setEnvironmentData } from 'node:worker_threads';
+import { processShared } from './process-shared.js';
 
 const KEY = 'asherah-layer/secure-memory/locked-kib';
 /** Counted in KiB (page sizes are multiples of it): an Int32 then covers 2 TiB. */
@@ -45,15 +45,7 @@ let processBudget: LockBudget | undefined;
 
 /** The budget of this process: the one a parent thread shared, or a new one shared with this thread's workers. */
 export function processLockBudget(): LockBudget {
-  if (processBudget === undefined) {
-    let shared = getEnvironmentData(KEY);
-    // Not instanceof: a test runner's vm context has its own SharedArrayBuffer constructor.
-    if (Object.prototype.toString.call(shared) !== '[object SharedArrayBuffer]') {
-      shared = new SharedArrayBuffer(4);
-      setEnvironmentData(KEY, shared as SharedArrayBuffer);
-    }
-    processBudget = new LockBudget(shared as SharedArrayBuffer);
-  }
+  processBudget ??= new LockBudget(processShared(KEY, 4));
   return processBudget;
 }
 

@@ -4,6 +4,7 @@
  * 64-byte units that the arena hands out. Zeroed before munlock and munmap.
  */
 import { randomFillSync } from 'node:crypto';
+import { forgetMapping, recordMapping } from './mapping-registry.js';
 import type { NativeMemory } from './native.js';
 
 /** Allocation granularity inside a region: a 32-byte key plus its 16-byte canary fits in one unit. */
@@ -22,6 +23,8 @@ export class LockedRegion {
   readonly bytes: Uint8Array;
   /** Not secret: its only job is to be unpredictable to code that overruns a buffer. */
   readonly canary = randomFillSync(Buffer.alloc(CANARY_BYTES));
+  /** Its entry in the process's mapping registry, for release by another thread if this one is terminated. */
+  private readonly registrySlot: number;
 
   private constructor(
     private readonly native: NativeMemory,
@@ -36,6 +39,7 @@ export class LockedRegion {
     this.used = new Uint8Array(dataBytes / UNIT_BYTES);
     this.freeUnits = this.used.length;
     this.bytes = new Uint8Array(native.view(address, dataBytes));
+    this.registrySlot = recordMapping(base, mappedBytes, dataBytes, locked);
   }
 
   /**
@@ -127,5 +131,6 @@ export class LockedRegion {
     this.isOpen = false;
     this.native.detach(this.bytes.buffer as ArrayBuffer);
     this.native.unmap(this.base, this.mappedBytes);
+    forgetMapping(this.registrySlot);
   }
 }

@@ -116,3 +116,17 @@ describeIfLinuxRoot('limits met, then freed', () => {
     });
   });
 });
+
+describeIfLinuxRoot('worker threads under 64 KiB', () => {
+  test('4 workers x 20 generations share one budget and give every page back, however each worker ends', () => {
+    // Each worker wants 5 pages (300 secrets): together more than the 16 that fit, so they meet the shared budget.
+    const child = runTs('test/support/worker-threads-child.ts', ['20', '300'], { memlockBytes: 65536 });
+    const report = lastJson<{ ok: boolean; lockedAtStart: number; lockedAfter: number[]; failed: number; lockRefusals: number }>(
+      child.stdout,
+    );
+    expect(report).toMatchObject({ ok: true, failed: 0 });
+    // One budget: no worker locked past it and was refused by the kernel (each would, with a budget of its own).
+    expect(report.lockRefusals).toBe(0);
+    expect(report.lockedAfter).toEqual(Array(20).fill(report.lockedAtStart));
+  });
+});
