@@ -5,7 +5,7 @@
  * dependencies, as the managed runtime provides them, so nothing else of this repo can leak in.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import AdmZip from 'adm-zip';
@@ -52,6 +52,22 @@ export function prepareArtifacts(): Artifacts {
       rmSync(out, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The same layout for a function other than the starter stack's, with no synth: `files` (name → contents, e.g. a
+ * bundled handler.mjs) as the task root, the layer zip unzipped as /opt, and the runtime's AWS SDK.
+ */
+export function prepareTaskArtifacts(files: Record<string, string | Uint8Array>): Artifacts {
+  const work = mkdtempSync(path.join(tmpdir(), 'lambda-artifacts-'));
+  const taskRoot = path.join(work, 'var', 'task');
+  mkdirSync(taskRoot, { recursive: true });
+  for (const [name, data] of Object.entries(files)) writeFileSync(path.join(taskRoot, name), data);
+  const optRoot = path.join(work, 'opt');
+  new AdmZip(layerZip()).extractAllTo(optRoot, true);
+  const runtimeModules = path.join(work, 'var', 'runtime', 'node_modules');
+  linkSdk(runtimeModules, ['@aws-sdk/client-dynamodb', '@aws-sdk/client-kms']);
+  return { taskRoot, optRoot, runtimeModules, dispose: () => rmSync(work, { recursive: true, force: true }) };
 }
 
 /** Symlinks the packages and their dependency closure from this repo's node_modules. */
