@@ -36,16 +36,22 @@ function secureMappings(): number {
   return count;
 }
 
-/** Every way a key's bytes could be printed: raw, hex, base64 and as a list of numbers. */
-function keyForms(key: Buffer): string[] {
-  return [key.toString('latin1'), key.toString('hex'), key.toString('base64'), [...key.subarray(0, 8)].join(', ')];
+/** Whether `text` shows the key: raw, hex (plain or spaced as for a Buffer), base64, or as a run of numbers. */
+function showsKey(text: string, key: Buffer): boolean {
+  const hex = key.toString('hex');
+  const forms = [key.toString('latin1'), hex, hex.match(/../g)!.join(' '), key.toString('base64')];
+  if (forms.some((form) => text.includes(form))) return true;
+  // util.inspect pads array elements into columns: compare the numbers, not the text.
+  const numbers = (text.match(/\d+/g) ?? []).join(',');
+  return numbers.includes([...key.subarray(0, 8)].join(','));
 }
 
-function cloned(object: unknown): string {
+/** The text `print` makes, or the name of what it threw (a refusal is no leak). */
+function attempt(print: () => string | undefined): string {
   try {
-    return inspect(structuredClone(object), { depth: Infinity, showHidden: true });
+    return String(print());
   } catch (err) {
-    return `structuredClone refused: ${(err as Error).name}`;
+    return `threw ${(err as Error).name}`;
   }
 }
 
@@ -205,17 +211,17 @@ const scenarios: Record<string, () => unknown> = {
     const objects = { secret, factory, arena, own };
     const print = () =>
       Object.values(objects).flatMap((object) => [
-        inspect(object, { depth: Infinity, showHidden: true, getters: true }),
-        inspect(object, { depth: Infinity, showHidden: true, getters: true, customInspect: false }),
-        JSON.stringify(object),
-        cloned(object),
+        attempt(() => inspect(object, { depth: Infinity, showHidden: true, getters: true })),
+        attempt(() => inspect(object, { depth: Infinity, showHidden: true, getters: true, customInspect: false })),
+        attempt(() => JSON.stringify(object)),
+        attempt(() => inspect(structuredClone(object), { depth: Infinity, showHidden: true })),
       ]);
     secret.withBytes(() => undefined);
     own.withBytes(() => undefined);
     const sameTurn = print();
     await nextTurn();
     const laterTurn = print();
-    const leaks = [...sameTurn, ...laterTurn].filter((text) => keyForms(key).some((form) => text.includes(form)));
+    const leaks = [...sameTurn, ...laterTurn].filter((text) => showsKey(text, key));
     return { leaks, secret: sameTurn[0], json: sameTurn[2], factory: sameTurn[4], arena: sameTurn[8] };
   },
 };
