@@ -5,10 +5,16 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics as EmfMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { dataRowRecordToJsonObject, hostReport, type DataRowRecordJson, type FactoryMetrics } from 'asherah-layer';
+import {
+  dataRowRecordToJsonObject,
+  hostReport,
+  type DataRowRecordJson,
+  type FactoryMetrics,
+  type SessionFactory,
+} from 'asherah-layer';
 import { loadConfig, type FunctionConfig } from './config';
 import { parseEvent } from './event';
-import { createFactory, type BuiltFactory } from './factory';
+import { createFactory } from './factory';
 import { boundedField } from './log-fields';
 
 export interface ResponseMetrics {
@@ -30,7 +36,7 @@ const emf = new EmfMetrics({ namespace: 'AsherahStarter', serviceName: 'encrypt-
 
 interface State {
   config: FunctionConfig;
-  built: BuiltFactory;
+  factory: SessionFactory;
   memlockLimit: number | 'unlimited';
 }
 
@@ -58,28 +64,22 @@ async function initialize(): Promise<State> {
     verdict: host.verdict,
     mlock: 'strict',
   });
-  if (config.kms === 'static') {
-    logger.warn('static master key: for development only, never for production data', {
-      source: config.staticKeySource,
-    });
-  }
-  const built = await createFactory(config, {
-    warn: (message, details) => logger.warn(message, details ?? {}),
-  });
+  // Warns (through this logger) when the master key is static, and where it came from.
+  const factory = createFactory(config, { warn: (message, details) => logger.warn(message, details ?? {}) });
   if (config.prewarmPartitions.length > 0) {
     const started = Date.now();
-    await built.factory.prewarm(config.prewarmPartitions);
+    await factory.prewarm(config.prewarmPartitions);
     logger.info('pre-warmed keys', { partitions: config.prewarmPartitions.length, ms: Date.now() - started });
   }
-  return { config, built, memlockLimit };
+  return { config, factory, memlockLimit };
 }
 
 export async function handler(event: unknown): Promise<Response> {
-  const { config, built, memlockLimit } = await state;
+  const { config, factory, memlockLimit } = await state;
   const coldStart = invocationCount === 0;
   invocationCount++;
   const request = parseEvent(event, config.maxPartitionLength);
-  const session = built.factory.getSession(request.partition);
+  const session = factory.getSession(request.partition);
   let body: { DRR: DataRowRecordJson } | { Payload: string };
   try {
     if (request.kind === 'encrypt') {
@@ -90,7 +90,7 @@ export async function handler(event: unknown): Promise<Response> {
   } finally {
     session.close();
   }
-  const now = built.factory.metrics();
+  const now = factory.metrics();
   publishEmf(now, coldStart);
   // A client sets Name's size (up to 6 MiB): log its start and its length, not the whole of it.
   logger.info(request.kind, { ...boundedField('name', request.name), coldStart, invocation: invocationCount });

@@ -1,71 +1,95 @@
+/**
+ * The function's configuration: its own settings (config.ts), and the SessionFactory it builds through the layer's
+ * SessionFactory.fromEnv (factory.ts), whose env rules test/unit/appencryption/from-env.test.ts covers in full.
+ */
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../../layer/src/index';
+import { ConfigError, ENV_DEFAULTS, SessionFactory, SqliteMetastore, StaticKms } from '../../layer/src/index';
 import { loadConfig } from '../../functions/encrypt-decrypt/config';
+import { createFactory } from '../../functions/encrypt-decrypt/factory';
 
 describe('function config', () => {
   let dir: string;
+  const quiet = { warn: () => undefined };
   beforeEach(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'config-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('with nothing set: SQLite under .local/ and a development key generated once, mode 0600', () => {
-    const config = loadConfig({}, dir);
-    expect(config).toMatchObject({ metastore: 'sqlite', kms: 'static', staticKeySource: 'generated', inLambda: false });
-    expect(config.sqlitePath).toBe(path.join(dir, '.local', 'metastore.db'));
+  /** The factory the function builds from `env`, with its working directory in `dir`. */
+  const build = (env: NodeJS.ProcessEnv) => createFactory(loadConfig(env, dir), quiet, env);
+
+  test('its own settings: .local/ under the working directory, the pre-warm list, the partition bound', () => {
+    expect(loadConfig({ ASHERAH_PREWARM_PARTITIONS: 'a, b,,c' }, dir)).toEqual({
+      developmentDir: path.join(dir, '.local'),
+      prewarmPartitions: ['a', 'b', 'c'],
+      maxPartitionLength: 1024,
+    });
+  });
+
+  test('the function builds through SessionFactory.fromEnv, with its development directory and its logger', async () => {
+    const fromEnv = jest.spyOn(SessionFactory, 'fromEnv');
+    try {
+      const env = { ASHERAH_SQLITE_PATH: path.join(dir, 'k.db'), ASHERAH_STATIC_MASTER_KEY_HEX: '11'.repeat(32) };
+      const factory = createFactory(loadConfig(env, dir), quiet, env);
+      expect(fromEnv).toHaveBeenCalledWith(env, { developmentDir: path.join(dir, '.local'), logger: quiet });
+      expect(factory).toBe(fromEnv.mock.results[0].value);
+      await factory.close();
+    } finally {
+      fromEnv.mockRestore();
+    }
+  });
+
+  test('with nothing set: SQLite under .local/ and a development key generated once, mode 0600', async () => {
+    const warnings: unknown[] = [];
+    const factory = createFactory(loadConfig({}, dir), { warn: (message, details) => warnings.push({ message, details }) }, {});
+    try {
+      expect(factory).toBeInstanceOf(SessionFactory);
+      expect(factory.adapters.metastore).toBeInstanceOf(SqliteMetastore);
+      expect(factory.adapters.kms).toBeInstanceOf(StaticKms);
+      expect(warnings).toEqual([{ message: expect.stringContaining('static master key'), details: { source: 'generated' } }]);
+      const drr = await factory.getSession('p').encrypt('x');
+      expect(drr.key.parentKeyMeta?.keyId).toBe(`_IK_p_${ENV_DEFAULTS.serviceName}_${ENV_DEFAULTS.productId}`);
+      expect(statSync(path.join(dir, '.local', 'metastore.db')).isFile()).toBe(true);
+    } finally {
+      await factory.close();
+    }
     const keyFile = path.join(dir, '.local', 'dev-master-key.hex');
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    expect(readFileSync(keyFile, 'utf8').trim()).toBe(config.staticMasterKeyHex);
-    expect(loadConfig({}, dir).staticMasterKeyHex).toBe(config.staticMasterKeyHex);
+    const key = readFileSync(keyFile, 'utf8');
+    await build({}).close();
+    expect(readFileSync(keyFile, 'utf8')).toBe(key);
   });
 
-  test('names that can make key ids collide are refused, naming the variable and the opt-in', () => {
-    expect(() => loadConfig({ ASHERAH_SERVICE_NAME: 'eu_billing' }, dir)).toThrow(ConfigError);
-    expect(() => loadConfig({ ASHERAH_SERVICE_NAME: 'eu_billing' }, dir)).toThrow(
+  test('names that can make key ids collide are refused, naming the variable and the opt-in', async () => {
+    expect(() => build({ ASHERAH_SERVICE_NAME: 'eu_billing' })).toThrow(ConfigError);
+    expect(() => build({ ASHERAH_SERVICE_NAME: 'eu_billing' })).toThrow(
       /ASHERAH_SERVICE_NAME "eu_billing" contains "_".*ASHERAH_LEGACY_KEY_ID_NAMES=true/,
     );
-    expect(() => loadConfig({ ASHERAH_PRODUCT_ID: 'eu-west-1' }, dir)).toThrow(/ASHERAH_PRODUCT_ID "eu-west-1" has the shape/);
-    expect(loadConfig({ ASHERAH_SERVICE_NAME: 'eu_billing', ASHERAH_LEGACY_KEY_ID_NAMES: 'true' }, dir)).toMatchObject({
-      serviceName: 'eu_billing',
-      legacyKeyIdNames: true,
-    });
-  });
-
-  test('inside Lambda the defaults are DynamoDB and AWS KMS, and the key ARN is required', () => {
-    const env = { AWS_LAMBDA_FUNCTION_NAME: 'f', AWS_REGION: 'us-west-2' };
-    expect(() => loadConfig(env, dir)).toThrow(/set ASHERAH_KMS_KEY_ARN/);
-    const arn = 'arn:aws:kms:us-west-2:111122223333:key/abc';
-    expect(loadConfig({ ...env, ASHERAH_KMS_KEY_ARN: arn, ASHERAH_PREWARM_PARTITIONS: 'a, b,,c' }, dir)).toMatchObject({
-      metastore: 'dynamodb',
-      kms: 'aws',
-      tableName: 'EncryptionKey',
-      regionMap: { 'us-west-2': arn },
-      preferredRegion: 'us-west-2',
-      prewarmPartitions: ['a', 'b', 'c'],
-      staticMasterKeyHex: undefined,
-    });
-  });
-
-  test('a region map needs a preferred region, taken from AWS_REGION when it is in the map', () => {
-    const map = JSON.stringify({ 'us-west-2': 'arn:aws:kms:us-west-2:1:key/a', 'us-east-1': 'arn:aws:kms:us-east-1:1:key/b' });
-    const base = { ASHERAH_KMS: 'aws', ASHERAH_REGION_MAP: map };
-    expect(() => loadConfig(base, dir)).toThrow(/ASHERAH_PREFERRED_REGION is required/);
-    expect(loadConfig({ ...base, AWS_REGION: 'us-east-1' }, dir).preferredRegion).toBe('us-east-1');
-    expect(loadConfig({ ...base, ASHERAH_PREFERRED_REGION: 'us-west-2' }, dir).preferredRegion).toBe('us-west-2');
+    expect(() => build({ ASHERAH_PRODUCT_ID: 'eu-west-1' })).toThrow(/ASHERAH_PRODUCT_ID "eu-west-1" has the shape/);
+    const legacy = build({ ASHERAH_SERVICE_NAME: 'eu_billing', ASHERAH_LEGACY_KEY_ID_NAMES: 'true' });
+    try {
+      expect((await legacy.getSession('acme').encrypt('x')).key.parentKeyMeta?.keyId).toBe('_IK_acme_eu_billing_encrypt-decrypt');
+    } finally {
+      await legacy.close();
+    }
   });
 
   test.each([
     [{ ASHERAH_METASTORE: 'mysql' }, /ASHERAH_METASTORE must be "sqlite" or "dynamodb"/],
     [{ ASHERAH_KMS: 'vault' }, /ASHERAH_KMS must be "static" or "aws"/],
     [{ ASHERAH_REGION_SUFFIX: 'yes' }, /ASHERAH_REGION_SUFFIX must be "true" or "false"/],
+    [{ AWS_LAMBDA_FUNCTION_NAME: 'f', AWS_REGION: 'us-west-2' }, /set ASHERAH_KMS_KEY_ARN/],
     [{ ASHERAH_KMS: 'aws', ASHERAH_REGION_MAP: '{bad' }, /ASHERAH_REGION_MAP must be JSON/],
     [{ ASHERAH_KMS: 'aws', ASHERAH_REGION_MAP: '{"us-west-2": 5}' }, /must be a key ARN/],
-    [{ ASHERAH_KMS: 'aws', ASHERAH_KMS_KEY_ARN: 'arn:aws:kms:us-west-2:1:key/a', ASHERAH_REGION_MAP: '{}' }, /non-empty JSON object|not both/],
+    [
+      { ASHERAH_KMS: 'aws', ASHERAH_REGION_MAP: '{"us-west-2":"arn:aws:kms:us-west-2:1:key/a","us-east-1":"arn:aws:kms:us-east-1:1:key/b"}' },
+      /ASHERAH_PREFERRED_REGION is required/,
+    ],
     [{ AWS_LAMBDA_FUNCTION_NAME: 'f', ASHERAH_KMS: 'static' }, /for local development only/],
   ])('%j is a ConfigError that names the variable', (env, message) => {
-    expect(() => loadConfig(env, dir)).toThrow(ConfigError);
-    expect(() => loadConfig(env, dir)).toThrow(message);
+    expect(() => build(env)).toThrow(ConfigError);
+    expect(() => build(env)).toThrow(message);
   });
 });

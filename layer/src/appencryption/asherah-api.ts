@@ -3,50 +3,20 @@
  * ids and DRR JSON text, `shutdown` at the end. Same PascalCase config keys as Asherah's other bindings.
  */
 import { ConfigError } from '../errors.js';
-import { SecretFactory } from '../securememory/secret-factory.js';
-import { kmsFromConfig, metastoreFromConfig, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
-import type { KeyManagementService, Metastore } from './ports.js';
+import type { AsherahConfig } from './config.js';
 import { decodeDataRowRecord, encodeDataRowRecord } from './record-codec.js';
 import { SessionFactory, type CloseOptions } from './session-factory.js';
 
-interface Configured {
-  factory: SessionFactory;
-  kms: KeyManagementService;
-  closeMetastore: () => void;
-  secrets: SecretFactory;
-}
-
 // asherah-node's API is module-level by design (setup once per process), so this one piece of module state
-// holds the factory those functions share.
-let current: Configured | undefined;
+// holds the factory those functions share. It is built by SessionFactory.fromConfig, so its close() also closes
+// the KMS, the metastore, their SDK clients and its SecretFactory.
+let current: SessionFactory | undefined;
 
 export function setup(config: AsherahConfig): void {
   if (current !== undefined) {
     throw new ConfigError('setup() was already called; call shutdown() first to change the configuration');
   }
-  const checked = validateConfig(config);
-  const secrets = new SecretFactory();
-  let kms: KeyManagementService | undefined;
-  let built: { metastore: Metastore; close(): void } | undefined;
-  try {
-    kms = kmsFromConfig(checked, secrets);
-    built = metastoreFromConfig(checked);
-    const factory = SessionFactory.create({
-      serviceName: checked.ServiceName,
-      productId: checked.ProductID,
-      metastore: built.metastore,
-      kms,
-      policy: policyFromConfig(checked),
-      secrets,
-      legacyKeyIdNames: checked.LegacyKeyIdNames === true,
-    });
-    current = { factory, kms, closeMetastore: built.close, secrets };
-  } catch (err) {
-    void kms?.close?.();
-    built?.close();
-    secrets.close();
-    throw err;
-  }
+  current = SessionFactory.fromConfig(config);
 }
 
 export async function setupAsync(config: AsherahConfig): Promise<void> {
@@ -88,11 +58,7 @@ export async function decryptStringAsync(partitionId: string, drrJson: string): 
 export function shutdown(): void {
   const was = current;
   current = undefined;
-  if (was === undefined) return;
-  void was.factory.close({ timeoutMs: 0 }); // wipes synchronously
-  void was.kms.close?.();
-  was.closeMetastore();
-  was.secrets.close();
+  void was?.close({ timeoutMs: 0 }); // wipes and closes synchronously
 }
 
 /**
@@ -104,20 +70,20 @@ export async function shutdownAsync(options: CloseOptions = {}): Promise<void> {
   current = undefined;
   if (was === undefined) return;
   try {
-    await was.factory.close(options);
-  } finally {
-    await was.kms.close?.();
-    was.closeMetastore();
-    was.secrets.close();
+    await was.close(options);
+  } catch (err) {
+    // E.g. a bad timeoutMs: the factory is no longer reachable, so it must not stay open.
+    await was.close({ timeoutMs: 0 }).catch(() => undefined);
+    throw err;
   }
 }
 
 /** The factory behind the module functions (for metrics), if set up. */
 export function getSessionFactory(): SessionFactory | undefined {
-  return current?.factory;
+  return current;
 }
 
 function configured(): SessionFactory {
   if (current === undefined) throw new ConfigError('setup() has not been called; call setup(config) first');
-  return current.factory;
+  return current;
 }

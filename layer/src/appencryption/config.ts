@@ -1,20 +1,12 @@
 /**
  * AsherahConfig: the PascalCase configuration of Asherah's other bindings (asherah-node, cobhan, the Rust
  * binding), checked once where it enters. Unknown keys and wrong types are a ConfigError naming the key.
- * Durations are in seconds, as in the Rust binding (docs/compatibility.md).
+ * Durations are in seconds, as in the Rust binding (docs/compatibility.md). compose.ts builds a SessionFactory from
+ * it (SessionFactory.fromConfig, setup()).
  */
 import { ConfigError } from '../errors.js';
-import type { SecretFactory } from '../securememory/secret-factory.js';
-import { createRequire } from 'node:module';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CryptoPolicy } from './crypto-policy.js';
 import { checkKeyIdNames, isWellFormed, type NameSource } from './key-ids.js';
-import { AwsKms, DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms.js';
-import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
-import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
-import { MemoryMetastore } from './metastore/memory-metastore.js';
-import { SqliteMetastore } from './metastore/sqlite-metastore.js';
-import type { KeyManagementService, Metastore } from './ports.js';
 
 export interface AsherahConfig {
   ServiceName: string;
@@ -72,7 +64,8 @@ const KEYS: Record<keyof AsherahConfig, Kind> = {
   LegacyKeyIdNames: 'boolean',
 };
 
-const CONFIG_NAMES: NameSource = {
+/** AsherahConfig's names for key-ids.ts's messages. */
+export const CONFIG_NAMES: NameSource = {
   service: 'config key ServiceName',
   product: 'config key ProductID',
   suffix: 'the region suffix (DynamoDBRegion, with EnableRegionSuffix)',
@@ -186,98 +179,4 @@ export function policyFromConfig(config: AsherahConfig): CryptoPolicy {
     sessionCacheMaxSize: config.SessionCacheMaxSize ?? undefined,
     sessionCacheDurationSeconds: config.SessionCacheDuration ?? undefined,
   });
-}
-
-/** The metastore the config names, and what to close with it (an SDK client made here). */
-export function metastoreFromConfig(config: AsherahConfig): { metastore: Metastore; close(): void } {
-  switch (config.Metastore) {
-    case 'memory':
-    case 'test-debug-memory':
-      return { metastore: new MemoryMetastore(), close: () => undefined };
-    case 'sqlite':
-    case 'test-debug-sqlite': {
-      if (!config.ConnectionString) {
-        throw new ConfigError(
-          `config key ConnectionString is required with Metastore ${JSON.stringify(config.Metastore)} (the database file path)`,
-        );
-      }
-      const sqlite = new SqliteMetastore(config.ConnectionString);
-      return { metastore: sqlite, close: () => sqlite.close() };
-    }
-    case 'dynamodb': {
-      const region = config.DynamoDBRegion || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
-      if (!region) {
-        throw new ConfigError(
-          'Metastore "dynamodb" needs a region: set config key DynamoDBRegion (or AWS_REGION / AWS_DEFAULT_REGION)' +
-            (config.EnableRegionSuffix ? '; with EnableRegionSuffix it is also the key id suffix' : ''),
-        );
-      }
-      const client = newDynamoDbClient(config.DynamoDBEndpoint, region);
-      try {
-        const metastore = new DynamoDbMetastore(client, {
-          tableName: config.DynamoDBTableName ?? undefined,
-          // Go's WithRegionSuffix(true): the DynamoDB client's region (docs/wire-format.md §1.2).
-          regionSuffix: config.EnableRegionSuffix ? region : undefined,
-          legacyKeyIdNames: config.LegacyKeyIdNames ?? undefined,
-        });
-        return { metastore, close: () => client.destroy() };
-      } catch (err) {
-        client.destroy();
-        throw err;
-      }
-    }
-    default:
-      throw new ConfigError(
-        'config key Metastore must be "memory", "sqlite" or "dynamodb" (or "test-debug-memory", ' +
-          `"test-debug-sqlite"), got ${JSON.stringify(config.Metastore)}`,
-      );
-  }
-}
-
-/** A DynamoDB client for `setup`. */
-function newDynamoDbClient(endpoint: string | undefined, region: string | undefined): DynamoDBClient {
-  const sdk = loadSdk<typeof import('@aws-sdk/client-dynamodb')>('@aws-sdk/client-dynamodb', 'Metastore "dynamodb"');
-  return new sdk.DynamoDBClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) });
-}
-
-export function kmsFromConfig(config: AsherahConfig, secrets: SecretFactory): KeyManagementService {
-  switch (config.KMS) {
-    case 'static':
-      if (!config.StaticMasterKeyHex) {
-        throw new ConfigError(
-          'config key StaticMasterKeyHex is required with KMS "static" (64 hex characters); ' +
-            'use KMS "test-debug-static" for the public test key',
-        );
-      }
-      return new StaticKms(config.StaticMasterKeyHex, secrets);
-    case 'test-debug-static':
-      return new StaticKms(config.StaticMasterKeyHex || TEST_DEBUG_STATIC_MASTER_KEY_HEX, secrets);
-    case 'aws': {
-      const regionMap = config.RegionMap;
-      if (!regionMap || Object.keys(regionMap).length === 0) {
-        throw new ConfigError('config key RegionMap is required with KMS "aws": {"<region>": "<KMS key ARN>", …}');
-      }
-      // The adapter makes one KMSClient per region and destroys them on close().
-      return new AwsKms({ regionMap, preferredRegion: config.PreferredRegion ?? undefined, clients: newKmsClient, secrets });
-    }
-    default:
-      throw new ConfigError(`config key KMS must be "static", "test-debug-static" or "aws", got ${JSON.stringify(config.KMS)}`);
-  }
-}
-
-function newKmsClient(region: string) {
-  const sdk = loadSdk<typeof import('@aws-sdk/client-kms')>('@aws-sdk/client-kms', 'KMS "aws"');
-  return new sdk.KMSClient({ region, requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER } });
-}
-
-/** An AWS SDK package, loaded only when `setup` needs it: the layer must load where the SDK is absent. */
-function loadSdk<T>(name: string, what: string): T {
-  try {
-    return createRequire(__filename)(name) as T;
-  } catch (err) {
-    throw new ConfigError(
-      `${what} needs the package ${name} (the Lambda Node.js runtime provides it; elsewhere \`npm install ${name}\`)`,
-      { cause: err },
-    );
-  }
 }

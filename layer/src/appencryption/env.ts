@@ -1,6 +1,7 @@
 /**
- * The environment variables that configure Asherah in a function, and their defaults: the one list that the
- * function's config, the CDK constructs and users' own functions share, so that a name or a default is written once.
+ * The environment variables that configure Asherah in a function, and their defaults: the one list that
+ * SessionFactory.fromEnv (env-config.ts), the CDK constructs and users' own functions share, so that a name or a
+ * default is written once. This module imports nothing, so that the CDK app can import it alone.
  */
 export const ENV_NAMES = {
   serviceName: 'ASHERAH_SERVICE_NAME',
@@ -29,3 +30,11 @@ export const ENV_DEFAULTS = {
   /** The table name every Asherah implementation uses by default. */
   tableName: 'EncryptionKey',
 } as const;
+
+/** ASHERAH_PREWARM_PARTITIONS: partition ids separated by commas (blanks dropped), to load during Lambda INIT. */
+export function partitionsToPrewarm(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  return (env[ENV_NAMES.prewarmPartitions] ?? '')
+    .split(',')
+    .map((partition) => partition.trim())
+    .filter((partition) => partition !== '');
+}

@@ -49,4 +49,7 @@ export {
 } from './asherah-api.js';
 export type { AsherahConfig } from './config.js';
 export { checkKeyIdNames, isRegionName } from './key-ids.js';
-export { ENV_NAMES, ENV_DEFAULTS, type EnvSetting } from './env.js';
+export { ENV_NAMES, ENV_DEFAULTS, partitionsToPrewarm, type EnvSetting } from './env.js';
+export { configFromEnv, type EnvConfig, type EnvConfigOptions, type EnvMap } from './env-config.js';
+export type { FromConfigOptions, FromEnvOptions, BuilderLogger, BuilderMetricsHook } from './compose.js';
+export { checkRegionMap, regionOrder, REGION_MAP_SOURCES, type RegionMapSource } from './region-map.js';

@@ -5,7 +5,10 @@
  */
 import { ConfigError } from '../errors.js';
 import { SecretFactory, type SecretFactoryOptions, type SecretFactoryStats } from '../securememory/secret-factory.js';
+import { composeFromConfig, composeFromEnv, type Composed, type FromConfigOptions, type FromEnvOptions } from './compose.js';
+import type { AsherahConfig } from './config.js';
 import { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
+import type { EnvMap } from './env-config.js';
 import { KeyManager, type Partition } from './key-manager.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, Lifecycle } from './lifecycle.js';
 import { Metrics, type MetricsHook, type MetricsSnapshot } from './metrics.js';
@@ -64,8 +67,10 @@ export class SessionFactory {
       'SessionFactory (or call setup() again) to encrypt or decrypt',
   );
   #closing: Promise<void> | undefined;
+  /** Closes what a builder (fromConfig, fromEnv) made for this factory; nothing for `create`. */
+  readonly #closeBuilt: () => void;
 
-  private constructor(config: SessionFactoryConfig) {
+  private constructor(config: SessionFactoryConfig, closeBuilt: () => void = () => undefined) {
     if (config === null || typeof config !== 'object') throw new ConfigError('SessionFactory.create takes a config object');
     for (const key of ['metastore', 'kms'] as const) {
       if (config[key] === undefined || config[key] === null) throw new ConfigError(`${key} is required`);
@@ -76,6 +81,7 @@ export class SessionFactory {
     this.#secrets = config.secrets instanceof SecretFactory ? config.secrets : new SecretFactory(config.secrets);
     this.#kms = config.kms;
     this.#metastore = config.metastore;
+    this.#closeBuilt = closeBuilt;
     this.#keys = new KeyManager({
       serviceName: config.serviceName,
       productId: config.productId,
@@ -92,6 +98,33 @@ export class SessionFactory {
 
   static create(config: SessionFactoryConfig): SessionFactory {
     return new SessionFactory(config);
+  }
+
+  /**
+   * A factory built from an AsherahConfig (setup()'s PascalCase keys, or their JSON text), with the metastore, KMS
+   * and AWS SDK clients it names (compose.ts, docs/api.md). Its close() also closes everything made here; clients
+   * and a SecretFactory passed in `options` stay yours.
+   */
+  static fromConfig(config: AsherahConfig | string, options?: FromConfigOptions): SessionFactory {
+    return SessionFactory.built(composeFromConfig(config, options));
+  }
+
+  /**
+   * A factory built from the ASHERAH_* variables (ENV_NAMES) with the sample function's defaults and Lambda rules
+   * (env-config.ts), through the same code as fromConfig; close() as there. Writes no file unless
+   * `options.developmentDir` is given.
+   */
+  static fromEnv(env: EnvMap = process.env, options?: FromEnvOptions): SessionFactory {
+    return SessionFactory.built(composeFromEnv(env, options));
+  }
+
+  private static built(parts: Composed): SessionFactory {
+    try {
+      return new SessionFactory(parts.config, parts.close);
+    } catch (err) {
+      parts.close();
+      throw err;
+    }
   }
 
   /** A session for one partition (user, account). No I/O. */
@@ -130,8 +163,10 @@ export class SessionFactory {
   /**
    * Closes the factory and every session it made. New operations fail with ClosedError at once; operations already
    * started finish (for up to `timeoutMs`), then every key this factory holds is wiped, and what is still running
-   * fails with ClosedError. Closes what the factory made (its SecretFactory); the KMS and metastore stay the
-   * caller's. With `timeoutMs: 0` (or nothing in flight) the keys are wiped before close() returns its promise.
+   * fails with ClosedError. Closes what the factory made (its SecretFactory); the KMS and metastore given to
+   * `create` stay the caller's, while a factory from fromConfig or fromEnv also closes the adapters, SDK clients
+   * and SecretFactory made for it. With `timeoutMs: 0` (or nothing in flight) all that is done before close()
+   * returns its promise.
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
@@ -154,6 +189,7 @@ export class SessionFactory {
     this.#sessionCache.clear();
     this.#keys.close();
     if (this.#ownsSecrets) this.#secrets.close();
+    this.#closeBuilt(); // after the keys: nothing still running can need the adapters
   }
 
   /** The KMS and metastore given to `create`, e.g. to close them after the factory. */

@@ -34,6 +34,7 @@ import * as aead from '../aead.js';
 import { ClosedError, InvalidRecordError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
 import { redactWith } from '../redact.js';
+import { checkRegionMap, regionOrder } from '../region-map.js';
 
 type KmsSdk = typeof import('@aws-sdk/client-kms');
 
@@ -375,43 +376,6 @@ export function kmsClientsFor(
 }
 
 // ---- configuration ----------------------------------------------------------------------------------------------
-
-/** Validates RegionMap (docs/wire-format.md §9.2; Go `NewBuilder` panics on an empty map) and returns its regions. */
-function checkRegionMap(regionMap: unknown): string[] {
-  if (regionMap === null || typeof regionMap !== 'object' || Array.isArray(regionMap)) {
-    throw new ConfigError('RegionMap (regionMap) must be an object of region → KMS key ARN');
-  }
-  const entries = Object.entries(regionMap as Record<string, unknown>);
-  if (entries.length === 0) {
-    throw new ConfigError('RegionMap (regionMap) is empty; give at least one region → KMS key ARN');
-  }
-  for (const [region, arn] of entries) {
-    if (region.trim() === '') throw new ConfigError('RegionMap (regionMap) has an empty region name');
-    if (typeof arn !== 'string' || arn.trim() === '') {
-      throw new ConfigError(`RegionMap (regionMap) entry ${JSON.stringify(region)} must be a non-empty KMS key ARN string`);
-    }
-  }
-  return entries.map(([region]) => region);
-}
-
-/** Preferred region first, then the others in map order (Go v2 `Builder.Build`, which uses random map order). */
-function regionOrder(regionMap: unknown, preferredRegion: unknown): string[] {
-  const regions = checkRegionMap(regionMap);
-  if (preferredRegion === undefined) {
-    if (regions.length === 1) return regions;
-    // Go: "preferred region must be set when using multiple regions".
-    throw new ConfigError(
-      `PreferredRegion (preferredRegion) must be set when RegionMap has more than one region (${regions.join(', ')})`,
-    );
-  }
-  if (typeof preferredRegion !== 'string' || !regions.includes(preferredRegion)) {
-    throw new ConfigError(
-      `PreferredRegion (preferredRegion) ${JSON.stringify(preferredRegion)} is not a region of RegionMap ` +
-        `(${regions.join(', ')})`,
-    );
-  }
-  return [preferredRegion, ...regions.filter((region) => region !== preferredRegion)];
-}
 
 /**
  * The SDK, required at run time only. createRequire keeps bundlers (esbuild) from inlining it, and a type-only
