@@ -205,17 +205,19 @@ type Transfer = (this: ArrayBuffer, newLength: number) => ArrayBuffer;
 function detacher(): Transfer | undefined {
   const own = (ArrayBuffer.prototype as { transfer?: Transfer }).transfer;
   if (typeof own === 'function') return own;
-  try {
-    setFlagsFromString('--harmony-rab-gsab-transfer');
+  // The flag is process-wide: another thread doing the same may turn it off in between, so try more than once.
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
+      setFlagsFromString('--harmony-rab-gsab-transfer');
       const borrowed = runInNewContext('ArrayBuffer.prototype.transfer') as Transfer | undefined;
-      return typeof borrowed === 'function' ? borrowed : undefined;
+      if (typeof borrowed === 'function') return borrowed;
+    } catch {
+      return undefined;
     } finally {
       setFlagsFromString('--no-harmony-rab-gsab-transfer');
     }
-  } catch {
-    return undefined;
   }
+  return undefined;
 }
 
 function openLibc(koffi: typeof import('koffi'), platform: 'linux' | 'darwin') {
