@@ -122,7 +122,11 @@ export class SessionFactory {
     try {
       return new SessionFactory(parts.config, parts.close);
     } catch (err) {
-      parts.close();
+      try {
+        parts.close();
+      } catch {
+        // the construction error says more
+      }
       throw err;
     }
   }
@@ -187,9 +191,12 @@ export class SessionFactory {
   private wipe(): void {
     this.#lifecycle.markClosed();
     this.#sessionCache.clear();
-    this.#keys.close();
-    if (this.#ownsSecrets) this.#secrets.close();
-    this.#closeBuilt(); // after the keys: nothing still running can need the adapters
+    try {
+      this.#keys.close();
+      if (this.#ownsSecrets) this.#secrets.close();
+    } finally {
+      this.#closeBuilt(); // after the keys, when nothing still running can need the adapters
+    }
   }
 
   /** The KMS and metastore given to `create`, e.g. to close them after the factory. */
