@@ -152,9 +152,9 @@ describe('types', () => {
   beforeAll(() => {
     app = path.join(tmp, 'types-app');
     const modules = path.join(app, 'node_modules');
-    // Twice: installed under node_modules (resolved through package.json's exports), and vendored in a folder
-    // that a tsconfig `paths` entry names.
-    for (const target of [path.join(modules, 'asherah-layer'), path.join(app, 'vendor', 'asherah-layer')]) {
+    // Twice: installed under node_modules (resolved through package.json's exports), and unzipped into vendor/
+    // (as docs/using-the-layer.md says) for a tsconfig `paths` entry to name.
+    for (const target of [path.join(modules, 'asherah-layer'), path.join(app, 'vendor', NM, 'asherah-layer')]) {
       for (const entry of zip.getEntries()) {
         if (entry.isDirectory || !entry.entryName.startsWith(`${NM}/asherah-layer/`)) continue;
         const file = path.join(target, entry.entryName.slice(`${NM}/asherah-layer/`.length));
@@ -246,14 +246,18 @@ describe('types', () => {
     ]);
   });
 
-  test('vendored and named by a tsconfig path (bundler resolution, as with esbuild): it checks', () => {
+  // The path names index.d.ts itself: under nodenext an ES module importer does not resolve a mapped directory.
+  const vendored = { paths: { 'asherah-layer': [`./vendor/${NM}/asherah-layer/index.d.ts`] } };
+
+  test('vendored and named by a tsconfig path: an ES module (nodenext) and bundler-resolved code check', () => {
+    expect(typeCheck({ 'vendored.mts': `${esmHeader}\n${session}` }, { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', ...vendored }, `vendor/${NM}/asherah-layer`)).toEqual([]);
     const errors = typeCheck(
       {
         'bundled.ts': `import { SessionFactory, MemoryMetastore, SecretFactory, StaticKms, type DataRowRecord, type Session } from 'asherah-layer';
           const layer = { SessionFactory, MemoryMetastore, SecretFactory, StaticKms };\n${session}`,
       },
-      { module: 'preserve', moduleResolution: 'bundler', target: 'es2022', paths: { 'asherah-layer': ['./vendor/asherah-layer'] } },
-      'vendor/asherah-layer',
+      { module: 'preserve', moduleResolution: 'bundler', target: 'es2022', ...vendored },
+      `vendor/${NM}/asherah-layer`,
     );
     expect(errors).toEqual([]);
   });
