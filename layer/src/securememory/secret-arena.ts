@@ -82,6 +82,8 @@ export interface Allocation {
   readonly units: number;
   /** The view handed to withBytes in this turn: made on first use, detached when the pages close. */
   view: Uint8Array | null;
+  /** Index in the arena's list of views handed out this turn, or -1. */
+  viewSlot: number;
   /** ciphertext‖tag‖nonce while sealed. */
   sealed: Buffer | null;
   pins: number;
@@ -218,6 +220,7 @@ export class SecretArena {
     a.referenced = true;
     if (a.view === null) {
       a.view = region.viewOf(a.first * UNIT_BYTES, a.length);
+      a.viewSlot = this.#viewed.length;
       this.#viewed.push(a);
     }
     return a.view;
@@ -256,8 +259,7 @@ export class SecretArena {
   /** Ends the turn's window: detaches the views handed out and closes every page opened since the last call. */
   closeOpenRegions(): void {
     this.#closeScheduled = false;
-    for (const a of this.#viewed) this.#dropView(a);
-    this.#viewed.length = 0;
+    while (this.#viewed.length > 0) this.#dropView(this.#viewed[this.#viewed.length - 1]);
     const open = this.#openRegions.splice(0);
     for (const region of open) if (region.isOpen && this.#regions.has(region)) region.close();
   }
@@ -277,6 +279,15 @@ export class SecretArena {
     const view = a.view;
     if (view === null) return;
     a.view = null;
+    // Out of the turn's list at once (swap-remove): a turn that never yields (a loop of warm encrypts awaiting
+    // only resolved promises) frees as many secrets as it views, and the list must not grow with them.
+    const viewed = this.#viewed;
+    const last = viewed.pop()!;
+    if (last !== a) {
+      viewed[a.viewSlot] = last;
+      last.viewSlot = a.viewSlot;
+    }
+    a.viewSlot = -1;
     this.#native.detach(view.buffer as ArrayBuffer);
   }
 
@@ -454,7 +465,14 @@ export class SecretArena {
     cipher.setAAD(this.#aadFor(a));
     const body = cipher.update(bytesOf(a));
     cipher.final();
-    a.sealed = Buffer.concat([body, cipher.getAuthTag(), nonce]);
+    // A blob of its own, not a slice of Node's shared 8 KiB pool: a long-lived sealed secret would otherwise keep a
+    // whole pool slab alive for as long as it stays sealed.
+    const tag = cipher.getAuthTag();
+    const sealed = Buffer.allocUnsafeSlow(body.length + tag.length + nonce.length);
+    body.copy(sealed, 0);
+    tag.copy(sealed, body.length);
+    nonce.copy(sealed, body.length + tag.length);
+    a.sealed = sealed;
     this.#evictFromResident(a);
     this.#releaseUnits(a, false);
     this.#counters.seals++;
@@ -672,8 +690,7 @@ export class SecretArena {
   shutdown(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const a of this.#viewed) this.#dropView(a);
-    this.#viewed.length = 0;
+    while (this.#viewed.length > 0) this.#dropView(this.#viewed[this.#viewed.length - 1]);
     for (const a of this.#resident) {
       this.#dropView(a);
       a.region = null;
@@ -713,6 +730,7 @@ function newAllocation(length: number, id: number, strict: boolean): Allocation 
     first: 0,
     units: unitsFor(length),
     view: null,
+    viewSlot: -1,
     sealed: null,
     pins: 0,
     referenced: true,
