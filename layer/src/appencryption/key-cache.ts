@@ -2,7 +2,8 @@
  * A cache of SKs or IKs keyed by (id, created), with the latest key per id (docs/wire-format.md §5.2):
  * - an entry is trusted for `checkInterval` after it was loaded, then re-read to notice a revocation (revoked
  *   entries need no re-read: revocation is final);
- * - bounded: past `maxSize` the least recently used entry is retired (zeroed once no operation holds it);
+ * - bounded: past `maxSize` the least recently used entry is retired (zeroed once no operation holds it); the
+ *   entries Map is kept in use order (a hit moves its entry to the end), so finding that entry is O(1);
  * - single-flight: concurrent misses for one key share one load.
  * Hits are synchronous, so the per-record path awaits nothing when keys are warm.
  */
@@ -13,8 +14,10 @@ import type { Metrics } from './metrics.js';
 
 interface Entry {
   readonly key: CryptoKey;
+  readonly id: string;
+  /** Its key in `entries`. */
+  readonly slot: string;
   loadedAt: number;
-  lastUsed: number;
 }
 
 interface Flight {
@@ -29,7 +32,6 @@ export class KeyCache {
   private readonly entries = new Map<string, Entry>();
   private readonly latest = new Map<string, Entry>();
   private readonly flights = new Map<string, Flight>();
-  private useCounter = 0;
   private closed = false;
 
   constructor(
@@ -78,7 +80,9 @@ export class KeyCache {
   }
 
   private hit(entry: Entry): CryptoKey {
-    entry.lastUsed = ++this.useCounter;
+    // Map keeps insertion order: re-inserting makes this the most recently used entry.
+    this.entries.delete(entry.slot);
+    this.entries.set(entry.slot, entry);
     this.metrics.increment(`cache.${this.kind}.hit`);
     return entry.key.acquire();
   }
@@ -121,7 +125,7 @@ export class KeyCache {
       loaded.retire();
       entry = existing;
     } else {
-      entry = { key: loaded, loadedAt: this.clock.now(), lastUsed: ++this.useCounter };
+      entry = { key: loaded, id, slot: key, loadedAt: this.clock.now() };
       this.entries.set(key, entry);
       if (this.entries.size > this.maxSize) this.evictLeastRecentlyUsed(entry);
     }
@@ -129,19 +133,15 @@ export class KeyCache {
     return entry.key.acquire(refs);
   }
 
+  /** Retires the least recently used entry other than `keep`: the first in the Map's order. */
   private evictLeastRecentlyUsed(keep: Entry): void {
-    let victimKey: string | undefined;
-    let victim: Entry | undefined;
-    for (const [key, entry] of this.entries) {
-      if (entry !== keep && (victim === undefined || entry.lastUsed < victim.lastUsed)) {
-        victim = entry;
-        victimKey = key;
-      }
+    for (const victim of this.entries.values()) {
+      if (victim === keep) continue;
+      this.entries.delete(victim.slot);
+      if (this.latest.get(victim.id) === victim) this.latest.delete(victim.id);
+      victim.key.retire();
+      return;
     }
-    if (victim === undefined || victimKey === undefined) return;
-    this.entries.delete(victimKey);
-    for (const [id, entry] of this.latest) if (entry === victim) this.latest.delete(id);
-    victim.key.retire();
   }
 
   private isFresh(entry: Entry): boolean {

@@ -17,6 +17,24 @@ describe('key caches', () => {
     }
   });
 
+  test('eviction follows use, not insertion: a key used since it was cached outlives the ones that were not', async () => {
+    const t = testFactory({ policy: { intermediateKeyCacheMaxSize: 3 } });
+    try {
+      const drrs = [];
+      for (const p of ['a', 'b', 'c']) drrs.push(await t.factory.getSession(p).encrypt('x'));
+      await t.factory.getSession('a').decrypt(drrs[0]); // 'a' is now the most recently used; 'b' the least
+      await t.factory.getSession('d').encrypt('x'); // evicts 'b'
+      const loads = t.metastore.calls.load;
+      await t.factory.getSession('a').decrypt(drrs[0]);
+      await t.factory.getSession('c').decrypt(drrs[2]);
+      expect(t.metastore.calls.load).toBe(loads); // both still cached
+      await t.factory.getSession('b').decrypt(drrs[1]);
+      expect(t.metastore.calls.load).toBe(loads + 1); // 'b' was the one evicted
+    } finally {
+      await t.close();
+    }
+  });
+
   test('an IK evicted while an operation holds it stays usable until released', async () => {
     const t = testFactory({ policy: { intermediateKeyCacheMaxSize: 1 } });
     try {
