@@ -27,7 +27,6 @@ export { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js
 export {
   AwsKms,
   kmsClientsFor,
-  DEFAULT_KMS_REQUEST_HANDLER,
   type AwsKmsOptions,
   type AwsKmsLogger,
   type AwsKmsMetricsHook,
@@ -52,4 +51,4 @@ export { checkKeyIdNames, isRegionName } from './key-ids.js';
 export { ENV_NAMES, ENV_DEFAULTS, partitionsToPrewarm, type EnvSetting } from './env.js';
 export { configFromEnv, type EnvConfig, type EnvConfigOptions, type EnvMap } from './env-config.js';
 export type { FromConfigOptions, FromEnvOptions, BuilderLogger, BuilderMetricsHook } from './compose.js';
-export { checkRegionMap, regionOrder, REGION_MAP_SOURCES, type RegionMapSource } from './region-map.js';
+export { checkRegionMap } from './region-map.js';

@@ -18,8 +18,6 @@ import {
   DynamoDbMetastore,
   getSessionFactory,
   MemoryMetastore,
-  REGION_MAP_SOURCES,
-  regionOrder,
   SecretFactory,
   SessionFactory,
   setup,
@@ -29,6 +27,8 @@ import {
   StaticKms,
   type AsherahConfig,
 } from '../../../layer/src/index';
+// Internals of the one region-map check, tested here by path on purpose.
+import { REGION_MAP_SOURCES, regionOrder } from '../../../layer/src/appencryption/region-map';
 
 const BASE: AsherahConfig = { ServiceName: 'service', ProductID: 'product', Metastore: 'memory', KMS: 'test-debug-static' };
 const WEST = 'us-west-2';
