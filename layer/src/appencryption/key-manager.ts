@@ -128,34 +128,47 @@ export class KeyManager {
       this.loadLatestOrCreateSystemKey(partition),
     );
     try {
-      const created = this.policy.newKeyTimestamp(this.clock.now());
-      const secret = this.secrets.createRandom(KEY_BYTES);
-      let stored: boolean;
-      try {
-        const encryptedKey = secret.withBytes((bytes) => aead.encrypt(bytes, systemKey.secret));
-        stored = await this.store(partition.intermediateKeyId, created, {
-          created,
-          encryptedKey,
-          parentKeyMeta: { keyId: partition.systemKeyId, created: systemKey.created },
-        });
-      } catch (err) {
-        secret.close();
-        throw err;
-      }
-      if (stored) return new CryptoKey(secret, created, false);
-      // Someone else created this IK first (same id and minute): use theirs.
-      secret.close();
-      const latest = await this.loadLatest(partition.intermediateKeyId);
-      if (latest === undefined) {
-        throw new KeyNotFoundError(
-          'a new intermediate key conflicted with an existing one, which then could not be read back; check that ' +
-            'the metastore reads are strongly consistent, and retry',
-        );
-      }
-      return await this.intermediateKeyFromRecord(partition.intermediateKeyId, latest, systemKey);
+      const id = partition.intermediateKeyId;
+      const outcome = await this.storeNewKey(id, 'intermediate', async (secret, created) => ({
+        created,
+        encryptedKey: secret.withBytes((bytes) => aead.encrypt(bytes, systemKey.secret)),
+        parentKeyMeta: { keyId: partition.systemKeyId, created: systemKey.created },
+      }));
+      return 'key' in outcome ? outcome.key : await this.intermediateKeyFromRecord(id, outcome.record, systemKey);
     } finally {
       systemKey.release();
     }
+  }
+
+  /**
+   * Makes a key and stores its record unless (id, created) exists. If someone else stored that row first (racing
+   * creators within the same minute, docs/wire-format.md §1.5), the latest row is loaded instead and returned for
+   * the caller to unwrap: everyone ends up with the one key the metastore holds.
+   */
+  private async storeNewKey(
+    id: string,
+    kind: 'system' | 'intermediate',
+    recordOf: (secret: Secret, created: number) => Promise<EnvelopeKeyRecord>,
+  ): Promise<{ key: CryptoKey } | { record: EnvelopeKeyRecord }> {
+    const created = this.policy.newKeyTimestamp(this.clock.now());
+    const secret = this.secrets.createRandom(KEY_BYTES);
+    let stored: boolean;
+    try {
+      stored = await this.store(id, created, await recordOf(secret, created));
+    } catch (err) {
+      secret.close();
+      throw err;
+    }
+    if (stored) return { key: new CryptoKey(secret, created, false) };
+    secret.close();
+    const latest = await this.loadLatest(id);
+    if (latest === undefined) {
+      throw new KeyNotFoundError(
+        `a new ${kind} key conflicted with an existing one, which then could not be read back; check that the ` +
+          'metastore reads are strongly consistent, and retry',
+      );
+    }
+    return { record: latest };
   }
 
   /** Go `intermediateKeyFromEKR`: the record may be under another SK than ours if the SK just rotated. */
@@ -172,30 +185,15 @@ export class KeyManager {
 
   /** Go `loadLatestOrCreateSystemKey`. */
   private async loadLatestOrCreateSystemKey(partition: Partition): Promise<CryptoKey> {
-    const record = await this.loadLatest(partition.systemKeyId);
-    if (record !== undefined && this.isValidForWrites(record)) return this.decryptSystemKey(partition.systemKeyId, record);
-    const created = this.policy.newKeyTimestamp(this.clock.now());
-    const secret = this.secrets.createRandom(KEY_BYTES);
-    let stored: boolean;
-    try {
+    const id = partition.systemKeyId;
+    const record = await this.loadLatest(id);
+    if (record !== undefined && this.isValidForWrites(record)) return this.decryptSystemKey(id, record);
+    const outcome = await this.storeNewKey(id, 'system', async (secret, created) => {
       this.lifecycle.checkNotClosed();
       this.metrics.increment('kms.encryptKey');
-      const encryptedKey = await this.#kms.encryptKey(secret);
-      stored = await this.store(partition.systemKeyId, created, { created, encryptedKey });
-    } catch (err) {
-      secret.close();
-      throw err;
-    }
-    if (stored) return new CryptoKey(secret, created, false);
-    secret.close();
-    const latest = await this.loadLatest(partition.systemKeyId);
-    if (latest === undefined) {
-      throw new KeyNotFoundError(
-        'a new system key conflicted with an existing one, which then could not be read back; check that the ' +
-          'metastore reads are strongly consistent, and retry',
-      );
-    }
-    return this.decryptSystemKey(partition.systemKeyId, latest);
+      return { created, encryptedKey: await this.#kms.encryptKey(secret) };
+    });
+    return 'key' in outcome ? outcome.key : this.decryptSystemKey(id, outcome.record);
   }
 
   // ---- reads ----------------------------------------------------------------------------------------------------
