@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
+import type { Allocation } from './allocation.js';
 import { SecureMemoryError } from './errors.js';
-import type { Allocation, SecretArena } from './secret-arena.js';
+import type { SecretArena } from './secret-arena.js';
 
 /** Reads the private field for allocationOf(); set by the class's static block, the only code that can. */
 let readAllocation: (secret: Secret) => Allocation;
