@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { canSandbox, sandboxLaunch } from '../test/runtimes/lambda-sandbox';
 import { NODE_22_X64, nodeBinary } from '../test/runtimes/node-binaries';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../test/support/dynalite';
-import { keyArn, KmsServer } from '../test/support/kms-server';
+import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../scripts/local-aws/dynalite';
+import { keyArn, KmsServer } from '../scripts/local-aws/kms-server';
 import { prepareArtifacts, startFunction, type Artifacts, type Launch } from '../test/support/lambda-artifacts';
 
 interface Sample {

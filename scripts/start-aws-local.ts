@@ -5,8 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../test/support/dynalite.js';
-import { keyArn, KmsServer } from '../test/support/kms-server.js';
+import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from './local-aws/dynalite.js';
+import { keyArn, KmsServer } from './local-aws/kms-server.js';
 
 async function main(): Promise<void> {
   const dynamo = await startDynalite({ separateProcess: true });

@@ -10,8 +10,8 @@ import {
   shutdownAsync,
   type AsherahConfig,
 } from '../../layer/src/index';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, type LocalDynamoDb } from '../support/dynalite';
-import { keyArn, KmsServer } from '../support/kms-server';
+import { DUMMY_CREDENTIALS_ENV, startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
+import { keyArn, KmsServer } from '../../scripts/local-aws/kms-server';
 
 describe('setup with DynamoDB and AWS KMS', () => {
   let dynamo: LocalDynamoDb;

@@ -1,6 +1,6 @@
 /**
  * The AWS KMS adapter (docs/wire-format.md §4.3) through the real AWS SDK v3 over HTTP, against KMS-protocol servers
- * (one per region, test/support/kms-server.ts) with real AES-GCM and injected faults: envelope format, region fallback
+ * (one per region, scripts/local-aws/kms-server.ts) with real AES-GCM and injected faults: envelope format, region fallback
  * on both paths, all-regions-down, recovery, SDK retries, timeouts, single-region configs, configuration errors, and
  * the KMS calls each cold and warm operation costs.
  */
@@ -24,7 +24,7 @@ import {
 } from '../../layer/src/index';
 import { AwsKms, kmsClientsFor, type AwsKmsOptions } from '../../layer/src/appencryption/kms/aws-kms';
 import { TestClock } from '../support/envelope';
-import { KmsServer, keyArn } from '../support/kms-server';
+import { KmsServer, keyArn } from '../../scripts/local-aws/kms-server';
 import { runWithoutAwsSdk } from '../support/without-aws-sdk';
 
 const WEST = 'us-west-2';

@@ -22,7 +22,7 @@ import {
   type EnvelopeKeyRecord,
 } from '../../layer/src/index';
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../support/dynalite';
+import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import { testFactory } from '../support/envelope';
 import { runWithoutAwsSdk } from '../support/without-aws-sdk';
 

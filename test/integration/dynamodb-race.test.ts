@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { decodeDataRowRecord } from '../../layer/src/index';
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { startDynalite, type LocalDynamoDb } from '../support/dynalite';
+import { startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import type { RaceChildInput, RaceChildOutput } from '../support/dynamodb-race-child';
 import { testFactory } from '../support/envelope';
 

@@ -19,7 +19,7 @@ import { MetastoreError, type DataRowRecord, type EnvelopeKeyRecord } from '../.
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
 import { MemoryMetastore } from '../../layer/src/appencryption/metastore/memory-metastore';
 import { SqliteMetastore } from '../../layer/src/appencryption/metastore/sqlite-metastore';
-import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../support/dynalite';
+import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import { testFactory } from '../support/envelope';
 
 const SK_ID = '_SK_service_product';

@@ -21,7 +21,7 @@ import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynam
 import { MemoryMetastore } from '../../layer/src/appencryption/metastore/memory-metastore';
 import { SqliteMetastore } from '../../layer/src/appencryption/metastore/sqlite-metastore';
 import type { EnvelopeKeyRecord } from '../../layer/src/appencryption/record-codec';
-import { startDynalite, type LocalDynamoDb } from '../support/dynalite';
+import { startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition-7f3a_service_product';

@@ -33,7 +33,7 @@ import {
   SqliteMetastore,
 } from '../../layer/src/index';
 import { AwsKms, kmsClientsFor } from '../../layer/src/appencryption/kms/aws-kms';
-import { KmsServer, keyArn } from '../support/kms-server';
+import { KmsServer, keyArn } from '../../scripts/local-aws/kms-server';
 import {
   decryptOp,
   describeOracle,

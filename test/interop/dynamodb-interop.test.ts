@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { decodeDataRowRecord, encodeDataRowRecord } from '../../layer/src/index';
 import { DynamoDbMetastore, type DynamoDbMetastoreOptions } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { createEncryptionKeyTable, DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../support/dynalite';
+import { createEncryptionKeyTable, DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import { testFactory, type TestFactory } from '../support/envelope';
 import {
   decryptOp,

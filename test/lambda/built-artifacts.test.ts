@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../support/dynalite';
-import { keyArn, KmsServer } from '../support/kms-server';
+import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
+import { keyArn, KmsServer } from '../../scripts/local-aws/kms-server';
 import { prepareArtifacts, startFunction, type Artifacts, type RunningFunction } from '../support/lambda-artifacts';
 
 describe('built artifacts in a Lambda-like runtime', () => {

@@ -12,8 +12,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { buildSync } from 'esbuild';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../support/dynalite';
-import { keyArn, KmsServer } from '../support/kms-server';
+import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
+import { keyArn, KmsServer } from '../../scripts/local-aws/kms-server';
 import { prepareTaskArtifacts, startFunction, type Artifacts, type RunningFunction } from '../support/lambda-artifacts';
 
 const ROOT = path.resolve(__dirname, '..', '..');

@@ -8,8 +8,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../support/dynalite';
-import { keyArn, KmsServer } from '../support/kms-server';
+import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION } from '../../scripts/local-aws/dynalite';
+import { keyArn, KmsServer } from '../../scripts/local-aws/kms-server';
 import { prepareArtifacts, startFunction, type Artifacts } from '../support/lambda-artifacts';
 import { canSandbox, LAMBDA_MEMLOCK_BYTES, sandboxLaunch } from './lambda-sandbox';
 import { NODE_22_ARM64, NODE_22_X64, NODE_24_X64, nodeBinary, type NodeRelease } from './node-binaries';

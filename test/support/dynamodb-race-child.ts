@@ -17,7 +17,7 @@ import {
   type Metastore,
 } from '../../layer/src/index';
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { localDynamoDbClient } from './dynalite';
+import { localDynamoDbClient } from '../../scripts/local-aws/dynalite';
 
 export interface RaceChildInput {
   worker: number;

@@ -1,5 +1,5 @@
 /**
- * A small AWS KMS stand-in for tests: speaks the KMS wire protocol (AWS JSON 1.1 over HTTP,
+ * A small AWS KMS stand-in for `npm run start:aws-local` and the tests: speaks the KMS wire protocol (AWS JSON 1.1 over HTTP,
  * `X-Amz-Target: TrentService.<Operation>`) on 127.0.0.1 with an ephemeral port, so that the real AWS SDK (ours,
  * and the Rust SDK inside the oracle) talks to it exactly as to KMS. It implements the three operations Asherah
  * uses (docs/wire-format.md §4.3): GenerateDataKey, Encrypt, Decrypt, with real AES-256-GCM under a 32-byte master

@@ -1,7 +1,7 @@
 /**
- * dynalite, a real DynamoDB-protocol server (in memory), for the DynamoDB metastore tests: on 127.0.0.1 with an
- * ephemeral port, with Asherah's EncryptionKey table (docs/wire-format.md §3.4), and SDK v3 clients pointed at it with
- * dummy credentials and short timeouts.
+ * dynalite, a real DynamoDB-protocol server (in memory), for `npm run start:aws-local` and the DynamoDB metastore
+ * tests: on 127.0.0.1 with an ephemeral port, with Asherah's EncryptionKey table (docs/wire-format.md §3.4), and SDK v3
+ * clients pointed at it with dummy credentials and short timeouts.
  *
  * By default dynalite runs inside the test process. A test that blocks its own event loop while another process
  * uses the table (spawnSync of the Rust oracle or of a script) must pass `{ separateProcess: true }`: dynalite then

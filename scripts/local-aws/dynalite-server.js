@@ -1,11 +1,11 @@
 'use strict';
 /**
- * dynalite (an in-memory DynamoDB-protocol server) in its own process, for tests whose parent blocks its event loop
- * while another process talks to DynamoDB (spawnSync of the Rust oracle, of `npm run invoke`). Plain CommonJS so
- * that bare `node` runs it without a loader.
+ * dynalite (an in-memory DynamoDB-protocol server) in its own process, for `npm run start:aws-local` and for tests
+ * whose parent blocks its event loop while another process talks to DynamoDB (spawnSync of the Rust oracle, of
+ * `npm run invoke`). Plain CommonJS so that bare `node` runs it without a loader.
  *
  * Listens on 127.0.0.1 with an ephemeral port and prints ONE JSON line {"port": n} on stdout once it listens. It
- * exits when its stdin closes, so it never outlives the test process that started it.
+ * exits when its stdin closes, so it never outlives the process that started it.
  */
 const dynalite = require('dynalite');
 
