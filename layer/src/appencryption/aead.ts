@@ -10,8 +10,8 @@ import { DecryptError, InvalidRecordError } from './errors.js';
 
 /** Every Asherah key (SK, IK, DRK) is a 32-byte AES-256 key (docs/wire-format.md §1.1). */
 export const KEY_SIZE = 32;
-export const NONCE_SIZE = 12;
-export const TAG_SIZE = 16;
+const NONCE_SIZE = 12;
+const TAG_SIZE = 16;
 /** Bytes added to a plaintext: tag + nonce. An encrypted 32-byte key is therefore 60 bytes. */
 export const OVERHEAD = TAG_SIZE + NONCE_SIZE;
 

@@ -28,9 +28,9 @@ export interface CryptoPolicyOptions {
   sessionCacheDurationSeconds?: number;
 }
 
-export const DEFAULT_EXPIRE_AFTER_SECONDS = 90 * 24 * 3600;
-export const DEFAULT_CHECK_INTERVAL_SECONDS = 3600;
-export const DEFAULT_INTERMEDIATE_KEY_CACHE_SIZE = 10_000;
+const DEFAULT_EXPIRE_AFTER_SECONDS = 90 * 24 * 3600;
+const DEFAULT_CHECK_INTERVAL_SECONDS = 3600;
+const DEFAULT_INTERMEDIATE_KEY_CACHE_SIZE = 10_000;
 
 export class CryptoPolicy {
   readonly expireAfterSeconds: number;

@@ -292,7 +292,8 @@ function readKeyMeta(value: unknown, kind: RecordKind, path: string): KeyMeta {
   }
   if (keyId == null) throw invalid(kind, `${path}.KeyId`, 'is missing');
   if (typeof keyId !== 'string') throw invalid(kind, `${path}.KeyId`, `must be a string, got ${describe(keyId)}`);
-  return { keyId: toWellFormed(keyId), created: readCreated(created, kind, `${path}.Created`) };
+  // Lone surrogates (from a `\ud800` escape) become U+FFFD, as in Go, whose strings hold UTF-8.
+  return { keyId: keyId.toWellFormed(), created: readCreated(created, kind, `${path}.Created`) };
 }
 
 function readCreated(value: unknown, kind: RecordKind, path: string): number {
@@ -445,30 +446,6 @@ function foldName(name: string): string {
     else out += name[i];
   }
   return out;
-}
-
-/** Lone surrogates (from a `\ud800` escape) become U+FFFD, as in Go, whose strings hold UTF-8. */
-function toWellFormed(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdfff) {
-      let out = s.slice(0, i);
-      for (let j = i; j < s.length; j++) {
-        const d = s.charCodeAt(j);
-        if (d >= 0xd800 && d <= 0xdbff && j + 1 < s.length) {
-          const e = s.charCodeAt(j + 1);
-          if (e >= 0xdc00 && e <= 0xdfff) {
-            out += s[j] + s[j + 1];
-            j++;
-            continue;
-          }
-        }
-        out += d >= 0xd800 && d <= 0xdfff ? '\ufffd' : s[j];
-      }
-      return out;
-    }
-  }
-  return s;
 }
 
 const HINTS: Record<RecordKind, string> = {
