@@ -19,7 +19,8 @@ import { SecretFactory, type SecretFactoryOptions } from '../securememory/secret
 import { CONFIG_NAMES, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
 import { configFromEnv, type EnvConfigOptions, type EnvMap } from './env-config.js';
 import { checkRegionSuffix } from './key-ids.js';
-import { AwsKms, DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms.js';
+import { AwsKms } from './kms/aws-kms.js';
+import { DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms-clients.js';
 import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
 import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
 import { MemoryMetastore } from './metastore/memory-metastore.js';

@@ -2,9 +2,8 @@
  * AWS KMS as Asherah's master key, in one or several regions (docs/wire-format.md §4.3; Go
  * `plugins/aws-v2/kms/kms.go`). The SK is never sent to KMS: it is AES-256-GCM encrypted under a fresh KMS data
  * key, and that data key is wrapped by the KMS key of every configured region, so any one region can unwrap it.
- * The bytes `encryptKey` returns (the SK record's Key, before the core's base64) are Go's envelope, UTF-8 JSON:
- *
- *   {"encryptedKey":"<b64 AES-GCM(SK, dataKey)>","kmsKeks":[{"region":"…","arn":"…","encryptedKek":"<b64 blob>"}…]}
+ * The bytes `encryptKey` returns (the SK record's Key, before the core's base64) are Go's envelope, UTF-8 JSON
+ * (aws-kms-envelope.ts).
  *
  * encryptKey: GenerateDataKey(KeyId = ARN, KeySpec = AES_256) in the preferred region, then the next regions in
  * priority order until one succeeds (Go v2 `generateDataKey`); then, concurrently, Encrypt(data key) in every other
@@ -15,28 +14,30 @@
  * moves on to the next region. Cost when healthy: 1 Decrypt.
  *
  * The adapter takes SDK v3 KMSClients (one per region) instead of making them, so the core never constructs an SDK
- * client; `kmsClientsFor` builds them for the common case. The SDK is loaded lazily with a require that bundlers
- * leave alone, so this module (and the layer's index, which imports it) loads where @aws-sdk is absent: the layer
- * does not ship it, and the Lambda Node.js runtime provides it.
+ * client; `kmsClientsFor` (aws-kms-clients.ts) builds them for the common case. The SDK is loaded lazily with a
+ * require that bundlers leave alone, so this module (and the layer's index, which imports it) loads where @aws-sdk
+ * is absent: the layer does not ship it, and the Lambda Node.js runtime provides it.
  *
  * Metrics, through the optional hook, one increment per KMS API call (the SDK's own retries inside a call are not
  * counted again); the same names with `.error` appended count the calls that failed:
  *   kms.aws.generatedatakey.<region>   kms.aws.encrypt.<region>   kms.aws.decrypt.<region>
  * (Go records `ael.kms.aws.generatedatakey.<region>`, Java also `ael.kms.aws.encrypt|decrypt.<region>`.)
  */
-import { createRequire } from 'node:module';
-import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { ConfigError } from '../../errors.js';
-import { SecureMemoryError } from '../../securememory/errors.js';
 import type { Secret } from '../../securememory/secret.js';
 import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
-import { ClosedError, InvalidRecordError, KmsError } from '../errors.js';
+import { ClosedError, KmsError } from '../errors.js';
 import type { KeyManagementService } from '../ports.js';
 import { redactWith } from '../redact.js';
-import { checkRegionMap, regionOrder } from '../region-map.js';
+import { regionOrder } from '../region-map.js';
+import { loadKmsSdk, type KmsSdk } from './aws-kms-clients.js';
+import { describeError, errorName, isRegionFailure } from './aws-kms-errors.js';
+import { encodeEnvelope, parseEnvelope, type RegionalKek } from './aws-kms-envelope.js';
 
-type KmsSdk = typeof import('@aws-sdk/client-kms');
+// The client builders are part of this module's API (the layer's index takes them from here).
+export { kmsClientsFor, type KmsClientOptions } from './aws-kms-clients.js';
 
 /** Where region failures are reported (a region that fails is skipped, so this is the only trace of it). */
 export interface AwsKmsLogger {
@@ -47,9 +48,6 @@ export interface AwsKmsLogger {
 export interface AwsKmsMetricsHook {
   increment(name: string, by: number): void;
 }
-
-/** Options of one regional KMSClient, as `kmsClientsFor` takes them (the region comes from the map). */
-export type KmsClientOptions = Omit<KMSClientConfig, 'region'>;
 
 export interface AwsKmsOptions {
   /** Region → KMS key ARN (RegionMap). Insertion order is the fallback priority after the preferred region. */
@@ -73,17 +71,6 @@ interface RegionalKms {
   readonly client: KMSClient;
 }
 
-interface RegionalKek {
-  region: string;
-  arn: string;
-  encryptedKek: Buffer;
-}
-
-interface Envelope {
-  encryptedKey: Buffer;
-  kmsKeks: RegionalKek[];
-}
-
 interface DataKey {
   from: RegionalKms;
   /** The key ARN KMS reports (always the full ARN, even when configured as an alias or key id). */
@@ -95,17 +82,6 @@ interface DataKey {
 type Operation = 'GenerateDataKey' | 'Encrypt' | 'Decrypt';
 
 const DATA_KEY_BYTES = aead.KEY_SIZE;
-
-/**
- * Timeouts for clients made by kmsClientsFor when the caller gives no requestHandler. The SDK's default is no
- * timeout at all, and a region that hangs would then stall every fallback behind it (a Lambda would time out
- * before trying the next region). `throwOnRequestTimeout` makes requestTimeout an error rather than a warning.
- */
-export const DEFAULT_KMS_REQUEST_HANDLER = Object.freeze({
-  connectionTimeout: 1_000,
-  requestTimeout: 3_000,
-  throwOnRequestTimeout: true,
-});
 
 export class AwsKms implements KeyManagementService {
   /** Priority order: the preferred region first, then the rest in regionMap order. */
@@ -219,11 +195,7 @@ export class AwsKms implements KeyManagementService {
         // never reach the metastore.
         throw new KmsError('AWS KMS produced no regional KEK for the new system key; nothing was stored');
       }
-      const envelope = {
-        encryptedKey: encryptedKey.toString('base64'),
-        kmsKeks: keks.map((kek) => ({ region: kek.region, arn: kek.arn, encryptedKek: kek.encryptedKek.toString('base64') })),
-      };
-      return Buffer.from(JSON.stringify(envelope), 'utf8');
+      return encodeEnvelope({ encryptedKey, kmsKeks: keks });
     } finally {
       dataKey.plaintext.fill(0);
     }
@@ -354,123 +326,6 @@ export class AwsKms implements KeyManagementService {
     });
     return `${regional.region}: ${reason}`;
   }
-}
-
-/**
- * One KMSClient per region of `regionMap`, for AwsKms's `clients`. `config` applies to every region (or is a
- * function of the region); without a requestHandler the clients get DEFAULT_KMS_REQUEST_HANDLER's timeouts. The
- * clients are the caller's: destroy them when done.
- */
-export function kmsClientsFor(
-  regionMap: Readonly<Record<string, string>>,
-  config?: KmsClientOptions | ((region: string) => KmsClientOptions),
-): Record<string, KMSClient> {
-  const regions = checkRegionMap(regionMap);
-  const sdk = loadKmsSdk();
-  const clients: Record<string, KMSClient> = {};
-  for (const region of regions) {
-    const options = typeof config === 'function' ? config(region) : (config ?? {});
-    clients[region] = new sdk.KMSClient({ requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER }, ...options, region });
-  }
-  return clients;
-}
-
-// ---- configuration ----------------------------------------------------------------------------------------------
-
-/**
- * The SDK, required at run time only. createRequire keeps bundlers (esbuild) from inlining it, and a type-only
- * import keeps it out of this module's load: the layer must load where @aws-sdk is absent.
- */
-function loadKmsSdk(): KmsSdk {
-  try {
-    return createRequire(__filename)('@aws-sdk/client-kms') as KmsSdk;
-  } catch (err) {
-    throw new ConfigError(
-      'KMS "aws" needs the package @aws-sdk/client-kms, which could not be loaded; the AWS Lambda Node.js ' +
-        'runtime provides it, elsewhere install it (npm install @aws-sdk/client-kms)',
-      { cause: err },
-    );
-  }
-}
-
-// ---- envelope -----------------------------------------------------------------------------------------------------
-
-const ENVELOPE_HINT =
-  'the system key record is not an AWS KMS envelope: it was written with another KMS (e.g. static) or is corrupt';
-
-/**
- * Parses Go's envelope. Like Go's encoding/json, field names match case-insensitively and unknown fields are
- * ignored; byte fields must be padded standard base64 (docs/wire-format.md §3.6). Messages never quote the input.
- */
-function parseEnvelope(bytes: Uint8Array): Envelope {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  } catch {
-    // No cause: V8's SyntaxError quotes a slice of the input (record-codec.ts does the same).
-    throw new InvalidRecordError(`${ENVELOPE_HINT} (not valid JSON)`);
-  }
-  const root = asObject(value, 'the envelope');
-  const encryptedKey = readBase64(field(root, 'encryptedKey'), 'encryptedKey');
-  const list = field(root, 'kmsKeks');
-  if (list != null && !Array.isArray(list)) throw invalidEnvelope('kmsKeks must be an array');
-  const kmsKeks = ((list ?? []) as unknown[]).map((item, i): RegionalKek => {
-    const kek = asObject(item, `kmsKeks[${i}]`);
-    const region = field(kek, 'region');
-    const arn = field(kek, 'arn') ?? '';
-    if (typeof region !== 'string') throw invalidEnvelope(`kmsKeks[${i}].region must be a string`);
-    if (typeof arn !== 'string') throw invalidEnvelope(`kmsKeks[${i}].arn must be a string`);
-    return { region, arn, encryptedKek: readBase64(field(kek, 'encryptedKek'), `kmsKeks[${i}].encryptedKek`) };
-  });
-  return { encryptedKey, kmsKeks };
-}
-
-function field(object: Record<string, unknown>, name: string): unknown {
-  if (Object.prototype.hasOwnProperty.call(object, name)) return object[name];
-  const folded = name.toLowerCase();
-  for (const key of Object.keys(object)) if (key.toLowerCase() === folded) return object[key];
-  return undefined;
-}
-
-function asObject(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
-  throw invalidEnvelope(`${what} must be a JSON object`);
-}
-
-const STD_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-function readBase64(value: unknown, path: string): Buffer {
-  if (typeof value !== 'string' || value === '') throw invalidEnvelope(`${path} must be a non-empty base64 string`);
-  if (value.length % 4 !== 0 || !STD_BASE64.test(value)) {
-    throw invalidEnvelope(`${path} must be standard base64 with "=" padding`);
-  }
-  return Buffer.from(value, 'base64');
-}
-
-function invalidEnvelope(detail: string): InvalidRecordError {
-  return new InvalidRecordError(`${ENVELOPE_HINT} (${detail})`);
-}
-
-// ---- errors -------------------------------------------------------------------------------------------------------
-
-/**
- * KMS and network errors (any SDK error), a wrong data key and AES-GCM failures move on to the next region, as in
- * Go v2. Secure-memory and configuration errors are this host's, not the region's: every region would fail alike.
- */
-function isRegionFailure(err: unknown): boolean {
-  return !(err instanceof SecureMemoryError || err instanceof ConfigError);
-}
-
-function errorName(err: unknown): string {
-  return err instanceof Error ? err.name : typeof err;
-}
-
-/** "<name>: <message>", short: SDK messages come from KMS and name keys and causes, never key material. */
-function describeError(err: unknown): string {
-  const name = errorName(err);
-  const message = err instanceof Error ? err.message : String(err);
-  const text = message === '' || message === name ? name : `${name}: ${message}`;
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
 redactWith(AwsKms, (k) => ({ regions: k.regions.join(', '), closed: k.isClosed }));
