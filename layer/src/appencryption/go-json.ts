@@ -32,6 +32,11 @@ export function describe(value: unknown): string {
   }
 }
 
+/** The kind of a value that should have been a number, for messages: describe's words, or `a <typeof>`. */
+export function describeNumber(value: unknown): string {
+  return typeof value === 'number' ? describe(value) : `a ${typeof value}`;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Base64
 

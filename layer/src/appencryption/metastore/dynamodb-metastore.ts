@@ -1,12 +1,14 @@
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 // Types only: erased from the output, so loading this file never loads the SDK (see loadSdk).
-import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigError } from '../../errors.js';
 import { InvalidRecordError, MetastoreError } from '../errors.js';
 import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
+import { advice, errorName, messageOf } from './dynamodb-advice.js';
+import { attributeType, checkCreated, describeItem, encodeKeyRecord, mapToPlain, type Item } from './dynamodb-item.js';
 
 // Asherah's DynamoDB metastore, item for item (docs/wire-format.md §3.4; Go plugins/aws-v2/dynamodb/metastore;
 // Java DynamoDbMetastoreImpl; the Rust binding's metastore_dynamodb.rs), so that every implementation can share
@@ -17,7 +19,8 @@ import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec
 // only for IKs. We read what Go, Java and Rust write: Java's explicit `Revoked: false` (docs/wire-format.md §10), a
 // NULL Revoked (read as false, as Go does), and KeyRecord field names in any case (the record codec's rules,
 // docs/wire-format.md §3.6).
-// Numbers must be N attributes holding integers; an S "Created" is rejected, as the Rust binding rejects it.
+// Numbers must be N attributes holding integers; an S "Created" is rejected, as the Rust binding rejects it. The item
+// encoding is in dynamodb-item.ts, the advice a failed call's MetastoreError carries in dynamodb-advice.ts.
 //
 // An item is handed out only if its Created range key equals its KeyRecord's Created, the one key under which
 // load() finds it: a writer names the KeyRecord's Created in every record it encrypts, so an item re-keyed under
@@ -35,24 +38,12 @@ const DEFAULT_TABLE_NAME = 'EncryptionKey';
 /** DynamoDB's rule for table names. */
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 
-/** How to create the table Asherah needs (the create-table example of Asherah's docs, docs/wire-format.md §3.4). */
-function createTableHint(tableName: string): string {
-  return (
-    'create it with partition key Id (String) and sort key Created (Number), e.g. `aws dynamodb create-table ' +
-    `--table-name ${tableName} --attribute-definitions AttributeName=Id,AttributeType=S ` +
-    'AttributeName=Created,AttributeType=N --key-schema AttributeName=Id,KeyType=HASH ' +
-    'AttributeName=Created,KeyType=RANGE --billing-mode PAY_PER_REQUEST`, or point tableName and the client\'s ' +
-    'region at the table that exists'
-  );
-}
-
 const SUFFIX_NAMES = {
   suffix: 'DynamoDbMetastore regionSuffix',
   optIn: 'legacyKeyIdNames: true in the DynamoDbMetastore options (LegacyKeyIdNames in AsherahConfig)',
 };
 
 type DynamoDbSdk = Pick<typeof import('@aws-sdk/client-dynamodb'), 'GetItemCommand' | 'PutItemCommand' | 'QueryCommand'>;
-type Item = Record<string, AttributeValue>;
 
 export interface DynamoDbMetastoreOptions {
   /** Default `EncryptionKey`, as in every Asherah implementation; '' also means the default (as Go and Rust). */
@@ -305,167 +296,4 @@ function loadSdk(): DynamoDbSdk {
       `provides it, elsewhere run \`npm install ${SDK_PACKAGE}\``,
     { cause: firstError },
   );
-}
-
-function errorName(err: unknown): string | undefined {
-  if (err === null || typeof err !== 'object') return undefined;
-  // Matched by name, not instanceof: the client the caller injected may come from another copy of the SDK.
-  const name = (err as { name?: unknown }).name;
-  return typeof name === 'string' ? name : undefined;
-}
-
-/** Duck-typed: an error from another realm (a vm context, a test sandbox) is not `instanceof Error` here. */
-function messageOf(err: unknown): string {
-  const message = (err as { message?: unknown } | null)?.message;
-  return typeof message === 'string' ? message : '';
-}
-
-const THROTTLED = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'LimitExceededException',
-]);
-const CREDENTIALS = new Set([
-  'UnrecognizedClientException',
-  'InvalidSignatureException',
-  'IncompleteSignatureException',
-  'MissingAuthenticationTokenException',
-  'ExpiredTokenException',
-  'ExpiredToken',
-  'CredentialsProviderError',
-]);
-/**
- * Node's network error codes. Matched in the message too: the SDK wraps an error that is not `instanceof Error` in
- * this realm (e.g. under a test runner's sandbox) as "AWS SDK error wrapper for Error: connect ECONNREFUSED …".
- */
-const NETWORK_CODE = /\b(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH)\b/;
-
-/** What to do about a DynamoDB failure, by the error's name (or Node's network error code). */
-function advice(err: unknown, name: string, region: string | undefined, tableName: string): string {
-  const inRegion = region === undefined ? '' : ` in ${region}`;
-  if (name === 'ResourceNotFoundException') return `the table does not exist${inRegion} (or is not ACTIVE yet); ${createTableHint(tableName)}`;
-  if (name === 'AccessDeniedException') {
-    return (
-      'access denied: grant the caller\'s role dynamodb:GetItem, dynamodb:PutItem and dynamodb:Query on the table ' +
-      '(and kms:Decrypt on its key if the table is encrypted with a customer managed key)'
-    );
-  }
-  if (THROTTLED.has(name)) {
-    return (
-      'DynamoDB throttled the requests and the SDK\'s retries (with backoff) did not get through; retry later, raise ' +
-      'the table\'s capacity or switch it to on-demand, or raise the client\'s maxAttempts'
-    );
-  }
-  if (CREDENTIALS.has(name)) {
-    return (
-      'the AWS credentials are missing, invalid or expired; check the credential chain (AWS_ACCESS_KEY_ID, ' +
-      'AWS_PROFILE, the Lambda execution role) and that the clock is right'
-    );
-  }
-  if (name === 'ValidationException') {
-    return (
-      'DynamoDB rejected the request; check that the table\'s key schema is Id (String, HASH) and Created ' +
-      `(Number, RANGE), as Asherah requires: ${createTableHint(tableName)}`
-    );
-  }
-  if (name === 'InternalServerError' || name === 'ServiceUnavailable' || name === 'ServiceUnavailableException') {
-    return 'DynamoDB failed internally and the SDK\'s retries did not get through; retry later';
-  }
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  const message = messageOf(err);
-  if (
-    name === 'TimeoutError' ||
-    name === 'RequestTimeout' ||
-    (typeof code === 'string' && NETWORK_CODE.test(code)) ||
-    NETWORK_CODE.test(message)
-  ) {
-    return (
-      `could not reach DynamoDB${inRegion}; check the endpoint, the network path (a Lambda in a VPC needs a DynamoDB ` +
-      'gateway endpoint or a NAT), and the client\'s request timeout'
-    );
-  }
-  return 'see the cause for details';
-}
-
-function checkCreated(created: number): string {
-  if (Number.isSafeInteger(created) && created >= 0) return String(created);
-  // The kind of a bad timestamp, never its value (errors.ts).
-  throw new MetastoreError(`created must be a non-negative integer number of Unix seconds, got ${describeNumber(created)}`);
-}
-
-function describeNumber(value: unknown): string {
-  if (typeof value !== 'number') return `a ${typeof value}`;
-  if (!Number.isFinite(value)) return 'a non-finite number';
-  if (!Number.isInteger(value)) return 'a fractional number';
-  return value < 0 ? 'a negative number' : 'an integer too large to represent exactly';
-}
-
-/** The KeyRecord map as Go's attributevalue marshals its `envelope` struct (docs/wire-format.md §3.4). */
-function encodeKeyRecord(record: EnvelopeKeyRecord): Item {
-  const map: Item = {};
-  if (record.revoked === true) map.Revoked = { BOOL: true };
-  map.Created = { N: checkRecordCreated(record.created, 'Created') };
-  map.Key = { S: toBase64(record.encryptedKey) };
-  const parent = record.parentKeyMeta;
-  if (parent != null) {
-    map.ParentKeyMeta = {
-      M: { KeyId: { S: parent.keyId }, Created: { N: checkRecordCreated(parent.created, 'ParentKeyMeta.Created') } },
-    };
-  }
-  return map;
-}
-
-/** Padded standard base64, as Go's encoding/json and Java's Base64.getEncoder() write bytes. */
-function toBase64(bytes: Uint8Array): string {
-  return (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('base64');
-}
-
-function checkRecordCreated(value: number, field: string): string {
-  if (Number.isSafeInteger(value) && value >= 0) return String(value);
-  throw new InvalidRecordError(
-    `cannot store the key record: ${field} must be a non-negative integer (Unix seconds), got ${describeNumber(value)}`,
-  );
-}
-
-/**
- * An attribute value as the JSON-like value the record codec validates: S → string, N → number, BOOL → boolean,
- * NULL → null, M → object, L → array. Binary and set types become values the codec rejects with a message naming
- * the field (a Uint8Array, an array), so no value is ever accepted for the wrong reason.
- */
-function toPlain(value: AttributeValue): unknown {
-  if (value.S !== undefined) return value.S;
-  if (value.N !== undefined) return numberOf(value.N);
-  if (value.BOOL !== undefined) return value.BOOL;
-  if (value.NULL !== undefined) return null;
-  if (value.M !== undefined) return mapToPlain(value.M);
-  if (value.L !== undefined) return value.L.map(toPlain);
-  if (value.B !== undefined) return value.B;
-  return value.SS ?? value.NS ?? value.BS ?? [];
-}
-
-function mapToPlain(map: Item): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(map)) out[name] = toPlain(value);
-  return out;
-}
-
-/**
- * N is a decimal string (DynamoDB normalizes it: no exponent, no trailing zeros). An integer beyond 2^53 becomes an
- * unsafe number and a fraction a fractional one, both of which the codec rejects; anything unparseable stays a
- * string, which it rejects too.
- */
-function numberOf(text: string): number | string {
-  const value = Number(text);
-  return text.trim() !== '' && Number.isFinite(value) ? value : text;
-}
-
-function attributeType(value: AttributeValue): string {
-  const type = Object.keys(value).find((name) => (value as unknown as Record<string, unknown>)[name] !== undefined);
-  return type ?? 'empty';
-}
-
-/** "a system key item" / "an intermediate key item": what a message may say of an item without its id. */
-function describeItem(id: string): string {
-  return id.startsWith('_SK_') ? 'a system key item' : id.startsWith('_IK_') ? 'an intermediate key item' : 'an item';
 }

@@ -6,6 +6,20 @@ import { ConfigError } from '../../errors.js';
 import { InvalidRecordError, MetastoreError } from '../errors.js';
 import type { Metastore } from '../ports.js';
 import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
+import { advice, isSqliteError } from './sqlite-advice.js';
+import {
+  checkCreated,
+  CREATE_TABLE,
+  createdText,
+  describeRow,
+  describeShift,
+  KEY_ROWS,
+  LOAD,
+  LOAD_LATEST,
+  parseCreatedText,
+  secondsOfCreatedText,
+  STORE,
+} from './sqlite-rows.js';
 
 // A metastore in one SQLite file, shared with the Rust Asherah implementation (godaddy/asherah-ffi,
 // asherah/src/metastore_sqlite.rs; docs/wire-format.md §3.4), so its table, its `created` encoding and its queries are
@@ -17,7 +31,8 @@ import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecor
 //     escapes `<&>` in key ids; the Rust side writes them raw. Both decode the same, and a row is written once by
 //     whoever creates the key first, so the difference never makes two rows for one key.
 // Canonical Go has no SQLite metastore; this is the Rust binding's format, not upstream's RDBMS one
-// (docs/wire-format.md §3.4).
+// (docs/wire-format.md §3.4). The table, its queries and the created column are in sqlite-rows.ts, the advice a
+// failure's MetastoreError carries in sqlite-advice.ts.
 //
 // A row is handed out only if load(id, <its key_record's Created>) finds it, i.e. its created column is exactly the
 // text datetime(<the key_record's Created>, 'unixepoch'). A writer names that Created in every record it encrypts,
@@ -29,27 +44,11 @@ import { decodeEnvelopeKeyRecord, encodeEnvelopeKeyRecord, type EnvelopeKeyRecor
 // event loop meanwhile. That is sub-millisecond for these single-row statements, except while waiting out another
 // process's lock (at most busyTimeoutMs).
 
-/** The Rust binding's DDL, character for character (docs/wire-format.md §3.4). */
-const CREATE_TABLE =
-  'CREATE TABLE IF NOT EXISTS encryption_key (id TEXT NOT NULL, created TIMESTAMP NOT NULL, key_record TEXT NOT NULL, PRIMARY KEY (id, created))';
-const LOAD = "SELECT key_record FROM encryption_key WHERE id = ? AND created = datetime(?, 'unixepoch')";
-// 'YYYY-MM-DD HH:MM:SS' text sorts chronologically, so this selects the Rust query's row with no conversion. It
-// also reads created, to check the row against its key_record.
-const LOAD_LATEST = 'SELECT created, key_record FROM encryption_key WHERE id = ? ORDER BY created DESC LIMIT 1';
-const STORE =
-  "INSERT OR IGNORE INTO encryption_key (id, created, key_record) VALUES (?, datetime(?, 'unixepoch'), ?)";
-// GLOB, not LIKE: GLOB is case-sensitive and treats '_' literally.
-const KEY_ROWS =
-  "SELECT id, created, key_record FROM encryption_key WHERE id GLOB '_SK_*' OR id GLOB '_IK_*' ORDER BY id, created";
-
 /** Same as better-sqlite3's default, and as rusqlite's `Connection::open`, which the Rust binding uses. */
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 /** The largest busy timeout SQLite accepts (a C int of milliseconds). */
 const MAX_BUSY_TIMEOUT_MS = 0x7fffffff;
-/** '9999-12-31 23:59:59': beyond it datetime() returns NULL, which INSERT OR IGNORE would silently skip. */
-const MAX_CREATED = 253402300799;
 const SQLITE_SCHEME = 'sqlite://';
-const CREATED_TEXT = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
 
 export interface SqliteMetastoreOptions {
   /**
@@ -237,15 +236,14 @@ export class SqliteMetastore implements Metastore {
   }
 
   private parseCreated(value: unknown, id: string): number {
-    const match = typeof value === 'string' ? CREATED_TEXT.exec(value) : null;
-    if (match === null) {
+    const seconds = typeof value === 'string' ? parseCreatedText(value) : undefined;
+    if (seconds === undefined) {
       throw new InvalidRecordError(
         `SQLite metastore "${this.path}": ${describeRow(id)} has a created that is not 'YYYY-MM-DD HH:MM:SS' text as ` +
           "datetime(<seconds>, 'unixepoch') writes it; the row was not written by Asherah and no implementation can load it",
       );
     }
-    const [year, month, day, hour, minute, second] = match.slice(1).map(Number);
-    return Date.UTC(year, month - 1, day, hour, minute, second) / 1000;
+    return seconds;
   }
 
   private checkDirectory(): void {
@@ -289,98 +287,6 @@ export class SqliteMetastore implements Metastore {
   }
 }
 
-/** What to do about a SQLite error, by its primary result code (extended codes such as SQLITE_BUSY_SNAPSHOT included). */
-function advice(code: string, busyTimeoutMs: number): string {
-  const primary = /^SQLITE_[A-Z]+/.exec(code)?.[0];
-  switch (primary) {
-    case 'SQLITE_BUSY':
-    case 'SQLITE_LOCKED':
-      return (
-        `the database stayed locked by another connection for longer than the busy timeout (${busyTimeoutMs} ms); ` +
-        'retry, raise busyTimeoutMs, or find the process that keeps a transaction open on the file'
-      );
-    case 'SQLITE_READONLY':
-      return (
-        'this process cannot write the database; make the file and its directory writable by this process ' +
-        '(SQLite writes a journal file next to the database)'
-      );
-    case 'SQLITE_CANTOPEN':
-      return (
-        'check that the path names a file (not a directory) in an existing directory, and that the file and the ' +
-        'directory are readable and writable by this process'
-      );
-    case 'SQLITE_NOTADB':
-      return (
-        'the file is not an SQLite database (or is encrypted); check the path. Do not delete it before checking: ' +
-        'a metastore holds the only copies of the keys that old records need'
-      );
-    case 'SQLITE_CORRUPT':
-      return 'the database file is damaged; restore it from a backup (old records need every key in it)';
-    case 'SQLITE_FULL':
-      return 'the disk is full; free some space and retry';
-    case 'SQLITE_IOERR':
-      return (
-        'the operating system reported an I/O error; check the disk and the filesystem (SQLite locking does not ' +
-        'work reliably on network filesystems)'
-      );
-    case 'SQLITE_PERM':
-    case 'SQLITE_AUTH':
-      return 'access was denied; check the permissions of the file and its directory';
-    default:
-      return 'see the cause for details';
-  }
-}
-
-/**
- * Created must be whole Unix seconds that datetime() can represent: a fraction would be silently truncated (and
- * match another second's row), and a value outside years 0000–9999 becomes NULL. Bound as a BigInt so that SQLite
- * sees an INTEGER, as the Rust binding binds its i64.
- */
-function checkCreated(created: number): bigint {
-  if (Number.isSafeInteger(created) && created >= 0 && created <= MAX_CREATED) return BigInt(created);
-  throw new MetastoreError(
-    `created must be an integer number of Unix seconds from 0 to ${MAX_CREATED} (the range of SQLite's ` +
-      `datetime()), got ${describeNumber(created)}`,
-  );
-}
-
-/**
- * The text datetime(seconds, 'unixepoch') gives, for the seconds a row can be stored under; undefined beyond them
- * (no row can be loaded by such a Created).
- */
-function createdText(seconds: number): string | undefined {
-  if (!Number.isSafeInteger(seconds) || seconds < 0 || seconds > MAX_CREATED) return undefined;
-  // Years 1970–9999, so toISOString gives 'YYYY-MM-DDTHH:MM:SS.000Z'.
-  return new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
-}
-
-/** The seconds of text that datetime() could have written, else undefined. */
-function secondsOfCreatedText(text: string): number | undefined {
-  const match = CREATED_TEXT.exec(text);
-  if (match === null) return undefined;
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number);
-  const seconds = Date.UTC(year, month - 1, day, hour, minute, second) / 1000;
-  return createdText(seconds) === text ? seconds : undefined; // rejects '2026-02-30 25:00:00' and the like
-}
-
-function describeShift(seconds: number): string {
-  return `${Math.abs(seconds)} seconds ${seconds > 0 ? 'later' : 'earlier'}`;
-}
-
-// The kind of a bad timestamp, never its value (errors.ts: messages carry no record timestamps).
-function describeNumber(value: number): string {
-  if (typeof value !== 'number') return `a ${typeof value}`;
-  if (!Number.isFinite(value)) return 'a non-finite number';
-  if (!Number.isInteger(value)) return 'a fractional number';
-  if (value < 0) return 'a negative number';
-  return 'a number beyond year 9999';
-}
-
-/** "a system key row" / "an intermediate key row": what a message may say of a row without its id. */
-function describeRow(id: string): string {
-  return id.startsWith('_SK_') ? 'a system key row' : id.startsWith('_IK_') ? 'an intermediate key row' : 'a row';
-}
-
 /**
  * better-sqlite3 is loaded on first use, not at import: the layer's index exports this class, and in Lambda (which
  * uses DynamoDB) the native SQLite module is not shipped.
@@ -394,10 +300,4 @@ function loadDriver(): typeof Database {
       { cause: err },
     );
   }
-}
-
-/** Not `instanceof Error` either: an error made in another realm (a test runner's sandbox) is not one. */
-function isSqliteError(err: unknown): err is Error & { code: string } {
-  const e = err as { name?: unknown; code?: unknown } | null;
-  return typeof e === 'object' && e !== null && e.name === 'SqliteError' && typeof e.code === 'string';
 }
