@@ -77,12 +77,12 @@ export interface DataRowRecordJson {
 
 /** The DRR as JSON text, byte-identical to Go `json.Marshal(drr)`. */
 export function encodeDataRowRecord(drr: DataRowRecord): string {
-  return `{"Key":${writeEnvelopeKeyRecord(drr.key, 'DataRowRecord.Key')},"Data":"${toBase64(drr.data)}"}`;
+  return `{"Key":${writeEnvelopeKeyRecord(drr.key, DRR_KEY_CREATED)},"Data":"${toBase64(drr.data)}"}`;
 }
 
 /** The EKR as JSON text, byte-identical to Go `json.Marshal(ekr)` (what Go's SQL metastore stores). */
 export function encodeEnvelopeKeyRecord(ekr: EnvelopeKeyRecord): string {
-  return writeEnvelopeKeyRecord(ekr, 'EnvelopeKeyRecord');
+  return writeEnvelopeKeyRecord(ekr, EKR_CREATED);
 }
 
 /**
@@ -90,8 +90,7 @@ export function encodeEnvelopeKeyRecord(ekr: EnvelopeKeyRecord): string {
  * JSON.stringify gives Go's field order (but not Go's escaping of `<>&`; use encodeDataRowRecord for text).
  */
 export function dataRowRecordToJsonObject(drr: DataRowRecord): DataRowRecordJson {
-  const key = envelopeKeyRecordToJson(drr.key, (field, value) => cannotEncode(`DataRowRecord.Key.${field}`, value));
-  return { Key: key, Data: toBase64(drr.data) };
+  return { Key: envelopeKeyRecordToJson(drr.key, DRR_KEY_CREATED), Data: toBase64(drr.data) };
 }
 
 /**
@@ -100,10 +99,7 @@ export function dataRowRecordToJsonObject(drr: DataRowRecord): DataRowRecordJson
  * must be whole non-negative Unix seconds; `badCreated` makes the error for one that is not. The record encoders
  * here and the DynamoDB metastore's item encoder all write this one shape.
  */
-export function envelopeKeyRecordToJson(
-  ekr: EnvelopeKeyRecord,
-  badCreated: (field: 'Created' | 'ParentKeyMeta.Created', value: unknown) => Error,
-): EnvelopeKeyRecordJson {
+export function envelopeKeyRecordToJson(ekr: EnvelopeKeyRecord, badCreated: BadCreated): EnvelopeKeyRecordJson {
   const created = ekr.created;
   if (!isUnixSeconds(created)) throw badCreated('Created', created);
   const json: EnvelopeKeyRecordJson =
@@ -120,8 +116,8 @@ export function envelopeKeyRecordToJson(
   return json;
 }
 
-function writeEnvelopeKeyRecord(ekr: EnvelopeKeyRecord, path: string): string {
-  const json = envelopeKeyRecordToJson(ekr, (field, value) => cannotEncode(`${path}.${field}`, value));
+function writeEnvelopeKeyRecord(ekr: EnvelopeKeyRecord, badCreated: BadCreated): string {
+  const json = envelopeKeyRecordToJson(ekr, badCreated);
   let out = json.Revoked === true ? '{"Revoked":true,"Created":' : '{"Created":';
   out += json.Created;
   out += ',"Key":"';
@@ -138,11 +134,15 @@ function writeEnvelopeKeyRecord(ekr: EnvelopeKeyRecord, path: string): string {
   return out + '}';
 }
 
-function cannotEncode(path: string, value: unknown): InvalidRecordError {
-  return new InvalidRecordError(
-    `cannot encode the record: ${path} must be a non-negative integer (Unix seconds), got ${describe(value)}`,
+/** Makes the error for a Created that is not whole non-negative Unix seconds, given its field and value. */
+export type BadCreated = (field: 'Created' | 'ParentKeyMeta.Created', value: unknown) => Error;
+
+const cannotEncode = (path: string): BadCreated => (field, value) =>
+  new InvalidRecordError(
+    `cannot encode the record: ${path}.${field} must be a non-negative integer (Unix seconds), got ${describe(value)}`,
   );
-}
+const DRR_KEY_CREATED = cannotEncode('DataRowRecord.Key');
+const EKR_CREATED = cannotEncode('EnvelopeKeyRecord');
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decoding
