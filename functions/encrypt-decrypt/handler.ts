@@ -49,7 +49,10 @@ let previous: FactoryMetrics | undefined;
 /** Settles when INIT is done: the factory is built and the pre-warm partitions are loaded. init.mjs awaits it. */
 export const ready: Promise<void> = state.then(
   () => undefined,
-  () => undefined, // the error is thrown again by every invocation, with its class as errorType
+  (err: unknown) => {
+    // Logged once here, where INIT failed; every invocation throws it again, with its class as errorType.
+    logger.error('INIT failed', { errorType: (err as Error)?.name, errorMessage: (err as Error)?.message });
+  },
 );
 
 async function initialize(): Promise<State> {

@@ -82,7 +82,9 @@ async function runOne(
     const via = client ? 'aws-lambda-ric' : 'bootstrap stand-in';
     return { label, ok: true, detail: `${via}, INIT ${initMs} ms, encrypt ${encrypted.ms.toFixed(0)} ms, decrypt ${decrypted.ms.toFixed(0)} ms, VmLck ${peakLocked} B` };
   } catch (err) {
-    return { label, ok: false, detail: `${(err as Error).message}\n${fn.stderr().slice(-4000)}` };
+    // What the function answers now (an INIT error comes back with every invocation) helps tell why.
+    const answer = await fn.invoke({ Partition: 'diagnostic', Payload: PAYLOAD }).catch((e: unknown) => String(e));
+    return { label, ok: false, detail: `${(err as Error).message}\n${JSON.stringify(answer).slice(0, 2000)}\n${fn.stderr().slice(-4000)}` };
   } finally {
     await fn.stop();
   }
