@@ -62,7 +62,11 @@ export function isValidIntermediateKeyId(
   product: string,
   suffix?: string,
 ): boolean {
-  const unsuffixed = intermediateKeyId(partition, service, product);
+  return acceptsIntermediateKeyId(id, intermediateKeyId(partition, service, product), suffix);
+}
+
+/** isValidIntermediateKeyId with the partition's unsuffixed IK id already built (sessions build it once). */
+export function acceptsIntermediateKeyId(id: string, unsuffixed: string, suffix: string | undefined): boolean {
   if (id === unsuffixed) return true;
   if (!hasSuffix(suffix)) return false;
   if (id.length <= unsuffixed.length + 1 || !id.startsWith(unsuffixed) || id[unsuffixed.length] !== '_') return false;

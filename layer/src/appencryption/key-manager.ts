@@ -24,6 +24,8 @@ export interface Partition {
   readonly id: string;
   readonly systemKeyId: string;
   readonly intermediateKeyId: string;
+  /** The IK id without the region suffix: what decrypt checks records against. */
+  readonly unsuffixedIntermediateKeyId: string;
   readonly suffix: string | undefined;
 }
 
@@ -87,6 +89,7 @@ export class KeyManager {
       id,
       systemKeyId: systemKeyId(this.serviceName, this.productId, this.#suffix),
       intermediateKeyId: intermediateKeyId(id, this.serviceName, this.productId, this.#suffix),
+      unsuffixedIntermediateKeyId: intermediateKeyId(id, this.serviceName, this.productId),
       suffix: this.#suffix,
     };
   }

@@ -6,7 +6,7 @@ import { ConfigError } from '../errors.js';
 import * as aead from './aead.js';
 import type { CryptoKey } from './crypto-key.js';
 import { ClosedError, DecryptError, InvalidRecordError } from './errors.js';
-import { isValidIntermediateKeyId } from './key-ids.js';
+import { acceptsIntermediateKeyId } from './key-ids.js';
 import type { KeyManager, Partition } from './key-manager.js';
 import type { DataRowRecord, KeyMeta } from './record-codec.js';
 import { redactWith } from './redact.js';
@@ -80,7 +80,7 @@ export class Session {
     this.checkOpen();
     const { meta, encryptedKey, data } = checkDecoded(drr);
     const p = this.partition;
-    if (!isValidIntermediateKeyId(meta.keyId, p.id, this.#keys.serviceName, this.#keys.productId, p.suffix)) {
+    if (!acceptsIntermediateKeyId(meta.keyId, p.unsuffixedIntermediateKeyId, p.suffix)) {
       // Go: "unable to decrypt record" (docs/wire-format.md §1.2).
       throw new DecryptError(
         'cannot decrypt: the record belongs to another partition, service or product than this session; ' +
