@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import { ConfigError } from '../errors.js';
-import type { Secret } from '../securememory/secret.js';
+import { withKeyBytes, type Secret } from '../securememory/secret.js';
 import type { SecretFactory } from '../securememory/secret-factory.js';
 import { DecryptError, InvalidRecordError } from './errors.js';
 
@@ -47,9 +47,9 @@ export function encrypt(plaintext: Uint8Array, key: Secret): Buffer {
   const nonceAt = length + TAG_SIZE;
   writeNonce(out, nonceAt);
   const nonce = out.subarray(nonceAt);
-  // The key view is valid only inside withBytes; it goes straight to OpenSSL, which copies it into the cipher
-  // context when the cipher is created, so nothing after this call touches the secret's pages.
-  const cipher = key.withBytes((bytes) => {
+  // The key bytes are readable only inside withKeyBytes; they go straight to OpenSSL, which copies them into the
+  // cipher context when the cipher is created, so nothing after this call touches the secret's pages.
+  const cipher = withKeyBytes(key, (bytes) => {
     checkKeySize(bytes.length, 'encrypt');
     return createCipheriv(ALGORITHM, bytes, nonce, GCM_OPTIONS);
   });
@@ -77,7 +77,7 @@ export function decrypt(data: Uint8Array, key: Secret): Buffer {
   }
   const ciphertextEnd = length - OVERHEAD;
   const nonce = data.subarray(length - NONCE_SIZE);
-  const decipher = key.withBytes((bytes) => {
+  const decipher = withKeyBytes(key, (bytes) => {
     checkKeySize(bytes.length, 'decrypt');
     return createDecipheriv(ALGORITHM, bytes, nonce, GCM_OPTIONS);
   });
@@ -94,6 +94,14 @@ export function decrypt(data: Uint8Array, key: Secret): Buffer {
     );
   }
   return plaintext;
+}
+
+/**
+ * Wraps a key held in secure memory (an SK, IK or DRK) under another: `encrypt` of its bytes, which never leave
+ * secure memory except into the cipher.
+ */
+export function encryptKey(key: Secret, wrappingKey: Secret): Buffer {
+  return withKeyBytes(key, (bytes) => encrypt(bytes, wrappingKey));
 }
 
 /**

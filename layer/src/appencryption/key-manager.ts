@@ -134,7 +134,7 @@ export class KeyManager {
       const id = partition.intermediateKeyId;
       const outcome = await this.storeNewKey(id, 'intermediate', async (secret, created) => ({
         created,
-        encryptedKey: secret.withBytes((bytes) => aead.encrypt(bytes, systemKey.secret)),
+        encryptedKey: aead.encryptKey(secret, systemKey.secret),
         parentKeyMeta: { keyId: partition.systemKeyId, created: systemKey.created },
       }));
       return 'key' in outcome ? outcome.key : await this.intermediateKeyFromRecord(id, outcome.record, systemKey);

@@ -64,7 +64,7 @@ export class Session {
     const drk = this.#keys.secrets.createRandom(DATA_ROW_KEY_BYTES);
     try {
       const data = aead.encrypt(plaintext, drk);
-      const encryptedKey = drk.withBytes((bytes) => aead.encrypt(bytes, ik.secret));
+      const encryptedKey = aead.encryptKey(drk, ik.secret);
       this.#keys.metrics.increment('encrypt');
       return {
         key: { created, encryptedKey, parentKeyMeta: { keyId: this.partition.intermediateKeyId, created: ik.created } },

@@ -15,7 +15,7 @@
  * arena reaches a page or a key byte.
  */
 import { inspect } from 'node:util';
-import { newAllocation, unitsFor, type Allocation } from './allocation.js';
+import { bytesOf, newAllocation, unitsFor, type Allocation } from './allocation.js';
 import { SecureMemoryError } from './errors.js';
 import { readMemlockFacts } from './limits.js';
 import { UNIT_BYTES as UNIT, type LockedRegion } from './locked-region.js';
@@ -134,6 +134,20 @@ export class SecretArena {
    * alone, valid until the turn's pages close (or the bytes move: seal, free, shutdown).
    */
   access(a: Allocation): Uint8Array {
+    this.#makeReadable(a);
+    return a.view ?? this.#windows.viewOf(a);
+  }
+
+  /**
+   * As access, for the library's own node:crypto calls (Secret's withKeyBytes): a subarray of the region's view,
+   * no native call. Its buffer spans the region, so it must never outlive the call it is passed to.
+   */
+  accessForCrypto(a: Allocation): Uint8Array {
+    this.#makeReadable(a);
+    return bytesOf(a);
+  }
+
+  #makeReadable(a: Allocation): void {
     if (a.region === null) {
       if (this.#closed) throw new SecureMemoryError('secure memory was shut down; this secret can no longer be read');
       this.#place(a);
@@ -142,7 +156,6 @@ export class SecretArena {
     const region = a.region!;
     if (!region.isOpen) this.#windows.ensureOpen(region);
     a.referenced = true;
-    return a.view ?? this.#windows.viewOf(a);
   }
 
   /** Zeroes the allocation and returns its units. Throws SecureMemoryError if its canary was overwritten. */

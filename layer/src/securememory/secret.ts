@@ -6,9 +6,22 @@ import type { SecretArena } from './secret-arena.js';
 /** Reads the private field for allocationOf(); set by the class's static block, the only code that can. */
 let readAllocation: (secret: Secret) => Allocation;
 
+/** Runs a read for the library's own crypto calls; set by the class's static block. */
+let readForCrypto: <T>(secret: Secret, fn: (bytes: Uint8Array) => T) => T;
+
 /** @internal For tests: the allocation behind a secret (the public API never reaches it). */
 export function allocationOf(secret: Secret): Allocation {
   return readAllocation(secret);
+}
+
+/**
+ * @internal For the library's own AES calls (aead.ts), never re-exported: withBytes without the per-secret view.
+ * `fn` gets a subarray of the page's own view, made without a native call (a view costs about 1 µs and GC work,
+ * per DRK per record). Its buffer spans the whole page, so it must go straight to node:crypto, which copies the
+ * key into the cipher, and never be kept or reach user code; `fn` must be synchronous.
+ */
+export function withKeyBytes<T>(secret: Secret, fn: (bytes: Uint8Array) => T): T {
+  return readForCrypto(secret, fn);
 }
 
 /**
@@ -31,6 +44,7 @@ export class Secret {
 
   static {
     readAllocation = (secret) => secret.#allocation;
+    readForCrypto = (secret, fn) => secret.#read(fn, true);
   }
 
   /** @internal Created by SecretFactory. */
@@ -59,25 +73,30 @@ export class Secret {
     if (this.#closed) throw closedError();
     // Before the call: once started, an async body would go on reading the page after withBytes returned.
     if (typeof fn !== 'function' || isDeferred(fn)) throw synchronousOnly();
+    const result = this.#read(fn, false);
+    if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
+      throw synchronousOnly();
+    }
+    return result;
+  }
+
+  /** Pins the secret's page open around `fn`; `internal`: pass a subarray of the page, not a view of its own. */
+  #read<T>(fn: (bytes: Uint8Array) => T, internal: boolean): T {
+    if (this.#closed) throw closedError();
     const allocation = this.#allocation;
     const arena = this.#arena;
     // Fast path (the per-record case): its view already made in this turn, which means its page is open.
-    const bytes = allocation.view ?? arena.access(allocation);
+    const bytes = internal ? arena.accessForCrypto(allocation) : (allocation.view ?? arena.access(allocation));
     allocation.referenced = true;
     allocation.pins++;
     arena.reads++;
-    let result: T;
     try {
-      result = fn(bytes);
+      return fn(bytes);
     } finally {
       arena.reads--;
       if (--allocation.pins === 0 && this.#releasePending) this.#release();
       if (this.#perAccess) arena.settle();
     }
-    if (typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function') {
-      throw synchronousOnly();
-    }
-    return result;
   }
 
   /** Zeroes and frees the secret. Idempotent. Inside its own withBytes, it takes effect when that call returns. */

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { SecretFactory, type Secret } from '../../../layer/src/index';
-import { decrypt, decryptToSecret, encrypt, KEY_SIZE, OVERHEAD } from '../../../layer/src/appencryption/aead';
+import { decrypt, decryptToSecret, encrypt, encryptKey, KEY_SIZE, OVERHEAD } from '../../../layer/src/appencryption/aead';
 import { DecryptError, InvalidRecordError } from '../../../layer/src/appencryption/errors';
 import { ConfigError } from '../../../layer/src/errors';
 
@@ -182,6 +182,20 @@ describe('decryptToSecret', () => {
     const before = factory.stats().factorySecretsInUse;
     expectDecryptError(() => decryptToSecret(wrapped, kek, factory));
     expect(factory.stats().factorySecretsInUse).toBe(before);
+    kek.close();
+  });
+});
+
+describe('encryptKey', () => {
+  test('wraps a key held in secure memory so that plain node:crypto opens it to the same bytes', () => {
+    const kekBytes = randomBytes(KEY_SIZE);
+    const keyBytes = randomBytes(KEY_SIZE);
+    const kek = secretFrom(kekBytes);
+    const key = secretFrom(keyBytes);
+    const wrapped = encryptKey(key, kek);
+    expect(wrapped.length).toBe(KEY_SIZE + OVERHEAD);
+    expect(openIndependently(wrapped, kekBytes).equals(keyBytes)).toBe(true);
+    key.close();
     kek.close();
   });
 });

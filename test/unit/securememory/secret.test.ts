@@ -1,5 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import * as publicApi from '../../../layer/src/index';
 import { SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
+import { allocationOf, withKeyBytes } from '../../../layer/src/securememory/secret';
 
 describe('Secret', () => {
   let factory: SecretFactory;
@@ -136,5 +138,34 @@ describe('Secret', () => {
     expect(() => new SecretFactory({ mlock: 'sometimes' as 'strict' })).toThrow(/mlock must be/);
     expect(() => new SecretFactory({ maxLockedBytes: 100 })).toThrow(/maxLockedBytes/);
     expect(() => new SecretFactory({ protect: 'never' as 'per-turn' })).toThrow(/protect must be "per-turn" or "per-access"/);
+  });
+
+  describe("withKeyBytes (for the library's own AES calls)", () => {
+    test('reads the same bytes as withBytes, with no per-secret view made or kept', () => {
+      const key = randomBytes(32);
+      const secret = factory.createFrom(Buffer.from(key));
+      expect(withKeyBytes(secret, (bytes) => Buffer.compare(bytes, key))).toBe(0);
+      expect(allocationOf(secret).view).toBeNull();
+      // withBytes still hands users a view of their own bytes only.
+      secret.withBytes((bytes) => expect(bytes.buffer.byteLength).toBe(32));
+      expect(allocationOf(secret).view).not.toBeNull();
+    });
+
+    test('a closed secret is a SecureMemoryError, and close() inside the call waits for it to return', () => {
+      const secret = factory.createFrom(randomBytes(32));
+      const before = factory.stats().factorySecretsInUse;
+      const first = withKeyBytes(secret, (bytes) => {
+        secret.close();
+        return bytes[0]; // still readable: the release waits for the call to return
+      });
+      expect(typeof first).toBe('number');
+      expect(factory.stats().factorySecretsInUse).toBe(before - 1);
+      expect(() => withKeyBytes(secret, () => 0)).toThrow(SecureMemoryError);
+    });
+
+    test('is not part of the public API', () => {
+      expect('withKeyBytes' in publicApi).toBe(false);
+      expect('allocationOf' in publicApi).toBe(false);
+    });
   });
 });

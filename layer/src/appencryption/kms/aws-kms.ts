@@ -185,7 +185,7 @@ export class AwsKms implements KeyManagementService {
       const key = this.#secrets.createFrom(Buffer.from(dataKey.plaintext)); // the temporary copy is wiped
       let encryptedKey: Buffer;
       try {
-        encryptedKey = systemKey.withBytes((bytes) => aead.encrypt(bytes, key));
+        encryptedKey = aead.encryptKey(systemKey, key);
       } finally {
         key.close();
       }

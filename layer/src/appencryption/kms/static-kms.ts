@@ -30,7 +30,7 @@ export class StaticKms implements KeyManagementService {
 
   async encryptKey(systemKey: Secret): Promise<Buffer> {
     this.checkOpen();
-    return systemKey.withBytes((bytes) => aead.encrypt(bytes, this.#masterKey));
+    return aead.encryptKey(systemKey, this.#masterKey);
   }
 
   async decryptKey(encryptedKey: Uint8Array, secrets: SecretFactory): Promise<Secret> {
