@@ -4,11 +4,14 @@
  *     pool, JSON and base64): the floor any implementation on node:crypto pays, and
  * (b) the Rust implementation through its Node addon (asherah-linux-x64-gnu), same config (memory metastore,
  *     static KMS), its synchronous and its async calls.
+ * (c) with `--baseline=<git ref>`, the layer of that commit, for before/after ratios in the same run.
+ * "Ours" is the layer as build:layer bundles it (bench/baseline.ts), the code Lambda runs.
  * Goal (issue 3): at least 1.0x the addon's synchronous ops/s at 64 B and 1 KiB, encrypt and decrypt.
  */
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { decryptAsync, encryptAsync, setup, shutdown } from '../layer/src/index';
+import { bundleLayers, loadLayer, type LayerApi } from './baseline';
 import { measureGroup } from './harness';
 
 interface Addon {
@@ -73,24 +76,75 @@ export interface EnvelopeRow {
   rawNs: number;
   addonSyncNs?: number;
   addonAsyncNs?: number;
+  /** With a baseline: its ns/op, and the addon's sync ns/op measured in the same processes as it. */
+  baselineNs?: number;
+  baselineAddonSyncNs?: number;
 }
 
-export async function runEnvelopeBench(): Promise<EnvelopeRow[]> {
+export interface EnvelopeResult {
+  rows: EnvelopeRow[];
+  /** The commit measured as the baseline, if any. */
+  baselineName?: string;
+}
+
+/** Each tree's processes, in the order A B B A: drift over the run weighs on both alike. */
+const BASELINE_ORDER = ['current', 'baseline', 'baseline', 'current'] as const;
+
+/**
+ * With a baseline, each layer is measured in processes of its own (the order above), each against the Rust addon:
+ * two layers in one process are not measured alike (with the addon there, whichever was set up first ran up to
+ * 10% slower, though both were the same code). The addon is the yardstick that makes the processes comparable.
+ */
+export async function runEnvelopeBench(options: { baseline?: string } = {}): Promise<EnvelopeResult> {
+  const bundles = bundleLayers(options.baseline);
+  if (bundles.baseline === undefined) return { rows: await measureLayer(loadLayer(bundles.current)) };
+  const runs = { current: [] as EnvelopeRow[][], baseline: [] as EnvelopeRow[][] };
+  for (const which of BASELINE_ORDER) runs[which].push(measureInChild(bundles[which]!));
+  const ours = combine(runs.current);
+  const before = combine(runs.baseline);
+  const rows = ours.map((row, i) => ({ ...row, baselineNs: before[i].oursNs, baselineAddonSyncNs: before[i].addonSyncNs }));
+  return { rows, baselineName: bundles.baselineName };
+}
+
+function measureInChild(layerFile: string): EnvelopeRow[] {
+  const out = execFileSync(process.execPath, [...process.execArgv, __filename, `--layer=${layerFile}`], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out) as EnvelopeRow[];
+}
+
+/** Row by row, the median of each measurement over the runs. */
+function combine(runs: EnvelopeRow[][]): EnvelopeRow[] {
+  const mid = (values: (number | undefined)[]) => {
+    const known = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
+    if (known.length === 0) return undefined;
+    const half = known.length / 2;
+    return known.length % 2 === 1 ? known[Math.floor(half)] : (known[half - 1] + known[half]) / 2;
+  };
+  return runs[0].map((row, i) => {
+    const at = (key: keyof EnvelopeRow) => mid(runs.map((run) => run[i][key] as number | undefined));
+    return { ...row, oursNs: at('oursNs')!, rawNs: at('rawNs')!, addonSyncNs: at('addonSyncNs'), addonAsyncNs: at('addonAsyncNs') };
+  });
+}
+
+/** One layer against raw node:crypto and the addon, in this process. */
+async function measureLayer(ours: LayerApi): Promise<EnvelopeRow[]> {
   const addon = loadAddon();
   const partition = 'bench';
-  setup({ ServiceName: 'service', ProductID: 'product', Metastore: 'memory', KMS: 'test-debug-static', EnableSessionCaching: true });
+  ours.setup({ ServiceName: 'service', ProductID: 'product', Metastore: 'memory', KMS: 'test-debug-static', EnableSessionCaching: true });
   addon?.setup({ serviceName: 'service', productId: 'product', metastore: 'memory', kms: 'test-debug-static', enableSessionCaching: true });
   const raw = new RawEnvelope();
   const rows: EnvelopeRow[] = [];
   try {
     for (const [size, bytes, ops] of [['64 B', 64, 4000], ['1 KiB', 1024, 4000], ['64 KiB', 65536, 400]] as const) {
       const data = randomBytes(bytes);
-      const ourDrr = await encryptAsync(partition, data);
+      const ourDrr = await ours.encryptAsync(partition, data);
       const rawDrr = raw.encrypt(data);
       const addonDrr = addon ? Buffer.from(addon.encrypt(partition, data)) : undefined;
       const enc = await measureGroup(
         [
-          { name: 'ours', run: () => encryptAsync(partition, data) },
+          { name: 'ours', run: () => ours.encryptAsync(partition, data) },
           { name: 'raw', run: () => raw.encrypt(data) },
           ...(addon
             ? [
@@ -104,7 +158,7 @@ export async function runEnvelopeBench(): Promise<EnvelopeRow[]> {
       rows.push({ operation: 'encrypt', size, oursNs: enc.get('ours')!, rawNs: enc.get('raw')!, addonSyncNs: enc.get('addonSync'), addonAsyncNs: enc.get('addonAsync') });
       const dec = await measureGroup(
         [
-          { name: 'ours', run: () => decryptAsync(partition, ourDrr) },
+          { name: 'ours', run: () => ours.decryptAsync(partition, ourDrr) },
           { name: 'raw', run: () => raw.decrypt(rawDrr) },
           ...(addon && addonDrr
             ? [
@@ -118,24 +172,57 @@ export async function runEnvelopeBench(): Promise<EnvelopeRow[]> {
       rows.push({ operation: 'decrypt', size, oursNs: dec.get('ours')!, rawNs: dec.get('raw')!, addonSyncNs: dec.get('addonSync'), addonAsyncNs: dec.get('addonAsync') });
     }
   } finally {
-    shutdown();
+    ours.shutdown();
     addon?.shutdown();
   }
   return rows;
 }
 
-export function printEnvelopeTable(rows: EnvelopeRow[]): void {
+export function printEnvelopeTable({ rows, baselineName }: EnvelopeResult): void {
   const opsPerSec = (ns: number | undefined) => (ns === undefined ? 'n/a' : Math.round(1e9 / ns).toLocaleString('en-US'));
-  const ratio = (a: number | undefined, b: number) => (a === undefined ? 'n/a' : `${(a / b).toFixed(2)}x`);
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}x`;
   console.log('\n## Envelope encryption, warm (ops/s, higher is better)\n');
-  console.log('| op | size | ours (async) | raw node:crypto | Rust addon sync | Rust addon async | ours / raw | ours / addon sync | ours / addon async |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) {
+  if (baselineName) {
     console.log(
-      `| ${r.operation} | ${r.size} | ${opsPerSec(r.oursNs)} | ${opsPerSec(r.rawNs)} | ${opsPerSec(r.addonSyncNs)} | ` +
-        `${opsPerSec(r.addonAsyncNs)} | ${ratio(r.rawNs, r.oursNs)} | ${ratio(r.addonSyncNs, r.oursNs)} | ${ratio(r.addonAsyncNs, r.oursNs)} |`,
+      `Baseline: the layer at ${baselineName}, bundled the same way and measured in the same run, in processes of ` +
+        'its own. "ours / baseline" compares their speeds relative to the Rust addon measured beside each.\n',
     );
+  }
+  const columns = ['op', 'size', 'ours (async)', 'raw node:crypto', 'Rust addon sync', 'Rust addon async', 'ours / raw', 'ours / addon sync', 'ours / addon async'];
+  if (baselineName) columns.push('baseline (async)', 'baseline / addon sync', 'ours / baseline');
+  console.log(`| ${columns.join(' | ')} |`);
+  console.log(`|---|---|${columns.slice(2).map(() => '---:').join('|')}|`);
+  for (const r of rows) {
+    const cells = [
+      r.operation, r.size, opsPerSec(r.oursNs), opsPerSec(r.rawNs), opsPerSec(r.addonSyncNs), opsPerSec(r.addonAsyncNs),
+      ratio(r.rawNs, r.oursNs), ratio(r.addonSyncNs, r.oursNs), ratio(r.addonAsyncNs, r.oursNs),
+    ];
+    if (baselineName) cells.push(opsPerSec(r.baselineNs), ratio(r.baselineAddonSyncNs, r.baselineNs), oursOverBaseline(r));
+    console.log(`| ${cells.join(' | ')} |`);
   }
 }
 
-if (require.main === module) void runEnvelopeBench().then(printEnvelopeTable);
+/** Ours over the baseline, each as a multiple of the addon's speed in its own processes (raw ns if no addon). */
+function oursOverBaseline(r: EnvelopeRow): string {
+  if (r.baselineNs === undefined) return 'n/a';
+  const ours = r.addonSyncNs === undefined ? 1 / r.oursNs : r.addonSyncNs / r.oursNs;
+  const before = r.baselineAddonSyncNs === undefined ? 1 / r.baselineNs : r.baselineAddonSyncNs / r.baselineNs;
+  return `${(ours / before).toFixed(2)}x`;
+}
+
+/** `--baseline=<git ref>` from the command line, if given. */
+export function baselineArgument(): string | undefined {
+  return argument('baseline');
+}
+
+function argument(name: string, argv = process.argv.slice(2)): string | undefined {
+  return argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) || undefined;
+}
+
+if (require.main === module) {
+  const layerFile = argument('layer');
+  // --layer=<bundle>: one process of a --baseline run, which reads the rows as JSON from stdout.
+  if (layerFile) void measureLayer(loadLayer(layerFile)).then((rows) => process.stdout.write(JSON.stringify(rows)));
+  else void runEnvelopeBench({ baseline: baselineArgument() }).then(printEnvelopeTable);
+}

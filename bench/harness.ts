@@ -72,10 +72,11 @@ export interface GroupCase {
 }
 
 /**
- * Times several cases in the same run: each round times `opsPerRound` calls of every case, in a rotating order;
- * the result is each case's median ns/op over the rounds.
+ * Times several cases in the same run: each round times `opsPerRound` calls of every case, in an order that
+ * rotates and reverses from round to round, so that no case always follows the same one (a case pays for garbage
+ * the one before it left). The result is each case's median ns/op over the rounds.
  */
-export async function measureGroup(cases: GroupCase[], opsPerRound: number, rounds = 11): Promise<Map<string, number>> {
+export async function measureGroup(cases: GroupCase[], opsPerRound: number, rounds = 12): Promise<Map<string, number>> {
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   const timeCase = async (c: GroupCase) => {
     const start = now();
@@ -86,9 +87,12 @@ export async function measureGroup(cases: GroupCase[], opsPerRound: number, roun
     return Number(now() - start) / opsPerRound;
   };
   for (const c of cases) await timeCase(c); // warm-up
+  const n = cases.length;
   for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < cases.length; k++) {
-      const c = cases[(k + r) % cases.length];
+    const rotation = Math.floor(r / 2) % n;
+    for (let k = 0; k < n; k++) {
+      const position = r % 2 === 0 ? k : n - 1 - k;
+      const c = cases[(position + rotation) % n];
       samples.get(c.name)!.push(await timeCase(c));
     }
   }

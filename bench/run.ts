@@ -1,7 +1,10 @@
-/** npm run bench: every side-by-side benchmark, printed as markdown tables. */
+/**
+ * npm run bench: every side-by-side benchmark, printed as markdown tables.
+ * `npm run bench -- --baseline=<git ref>` adds that commit's layer to the envelope table (before/after ratios).
+ */
 import os from 'node:os';
 import { printColdStartTable, runColdStartBench } from './cold-start.bench';
-import { printEnvelopeTable, runEnvelopeBench } from './envelope.bench';
+import { baselineArgument, printEnvelopeTable, runEnvelopeBench } from './envelope.bench';
 import { printTable } from './harness';
 import { runSecureMemoryBench } from './securememory.bench';
 
@@ -11,7 +14,7 @@ async function main(): Promise<void> {
   printTable('Secure memory vs plain Buffers (ns/op)', runSecureMemoryBench());
   printColdStartTable(await runColdStartBench());
   // Last: loading the Rust addon hardens this process (core dumps off, no-new-privs).
-  printEnvelopeTable(await runEnvelopeBench());
+  printEnvelopeTable(await runEnvelopeBench({ baseline: baselineArgument() }));
 }
 
 void main();

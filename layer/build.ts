@@ -171,9 +171,10 @@ export function buildLayer(options: BuildLayerOptions = {}): LayerBuild {
   return { zipPath: outFile, zipBytes: buffer.length, entries, nativeSources };
 }
 
-function bundleLayer(): Buffer {
+/** layer/src of the tree at `root` (this checkout by default; the bench bundles older commits too) as one file. */
+export function bundleLayer(root = ROOT): Buffer {
   const result = buildSync({
-    absWorkingDir: ROOT,
+    absWorkingDir: root,
     entryPoints: ['layer/src/index.ts'],
     bundle: true,
     platform: 'node',
