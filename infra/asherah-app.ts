@@ -19,7 +19,7 @@ export const STACK_NAME = 'AsherahStarter';
 /** Adds the stack to `app` and registers cdk-nag, as `cdk synth` runs it. */
 export function addStarterStack(app: App, layerZipPath: string): AsherahStack {
   const stack = new AsherahStack(app, STACK_NAME, {
-    description: 'Asherah envelope encryption starter: encrypt/decrypt function, asherah-layer, KMS key, DynamoDB metastore',
+    description: 'Asherah envelope encryption starter: encrypt/decrypt function and its ES module sample, asherah-layer, KMS key, DynamoDB metastore',
     layerZipPath,
     ...propsFromContext(app),
   });

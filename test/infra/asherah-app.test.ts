@@ -15,9 +15,13 @@ function synth(context: Record<string, unknown>): { stack: AsherahStack; templat
   return { stack, template: Template.fromStack(stack) };
 }
 
+/** The functions' properties; both functions (encrypt/decrypt and the ES module sample) get the same choices. */
 function functionProperties(template: Template): Record<string, unknown> {
-  const [fn] = Object.values(template.findResources('AWS::Lambda::Function')) as Array<{ Properties: Record<string, unknown> }>;
-  return fn!.Properties;
+  const all = (Object.values(template.findResources('AWS::Lambda::Function')) as Array<{ Properties: Record<string, unknown> }>)
+    .map((fn) => fn.Properties);
+  expect(all).toHaveLength(2);
+  for (const key of ['Architectures', 'Environment']) expect(all[1]![key]).toEqual(all[0]![key]);
+  return all[0]!;
 }
 
 /** A Fn::Join made concrete: AWS::Region is `region`, a GetAtt …Arn is `<LogicalId.Arn>`. */
@@ -72,16 +76,18 @@ describe('extra KMS regions', () => {
     expect(variables().ASHERAH_KMS).toBe('aws');
   });
 
-  test('the role may use the three KMS actions on every region\'s key, and nothing more', () => {
+  test('each function\'s role may use the three KMS actions on every region\'s key, and nothing more', () => {
     const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
       (p) => (p as { Properties: { PolicyDocument: { Statement: Array<{ Action: string[]; Resource: unknown }> } } }).Properties.PolicyDocument.Statement,
     );
     const kms = statements.filter((s) => s.Action.some((a) => a.startsWith('kms:')));
-    expect(kms).toHaveLength(1);
-    expect([...kms[0]!.Action].sort()).toEqual(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey']);
-    // In any order: the @aws-cdk/aws-iam:minimizePolicies flag sorts them.
-    expect(kms[0]!.Resource).toHaveLength(3);
-    expect(kms[0]!.Resource).toEqual(expect.arrayContaining([{ 'Fn::GetAtt': [keyId(), 'Arn'] }, US_EAST_1_KEY, AP_SOUTHEAST_2_KEY]));
+    expect(kms).toHaveLength(2); // one policy per function role
+    for (const statement of kms) {
+      expect([...statement.Action].sort()).toEqual(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey']);
+      // In any order: the @aws-cdk/aws-iam:minimizePolicies flag sorts them.
+      expect(statement.Resource).toHaveLength(3);
+      expect(statement.Resource).toEqual(expect.arrayContaining([{ 'Fn::GetAtt': [keyId(), 'Arn'] }, US_EAST_1_KEY, AP_SOUTHEAST_2_KEY]));
+    }
   });
 
   test('an object from cdk.json works as the JSON text from -c does', () => {

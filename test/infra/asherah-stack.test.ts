@@ -1,6 +1,8 @@
 /**
  * The stack as `cdk synth` makes it (default context): one synth for the whole file, with the function really
- * bundled by esbuild, so the asset it would deploy is checked too.
+ * bundled by esbuild, so the asset it would deploy is checked too. The ES module sample the stack also deploys is
+ * in esm-sample-function.test.ts; here it appears only where the whole stack is checked (logical IDs, outputs,
+ * cdk-nag).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -11,11 +13,9 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { addStarterStack } from '../../infra/asherah-app';
 import type { AsherahStack } from '../../infra/asherah-stack';
 import { layerZip, testApp } from '../support/cdk';
+import { actions, functionResources, logicalId, type Resource } from './function-resources';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-
-type Resource = { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown>; [k: string]: unknown };
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Sid?: string };
 
 let app: App;
 let stack: AsherahStack;
@@ -29,24 +29,17 @@ beforeAll(() => {
   assemblyDir = Stage.of(stack)!.synth().directory; // the assembly Template.fromStack made (synth is cached)
 });
 
-const id = (construct: { node: { defaultChild?: unknown } }) =>
-  stack.getLogicalId(construct.node.defaultChild as Parameters<AsherahStack['getLogicalId']>[0]);
+const id = (construct: { node: { defaultChild?: unknown } }) => logicalId(stack, construct);
 const only = (type: string): [string, Resource] => {
   const found = Object.entries(template.findResources(type)) as Array<[string, Resource]>;
   expect(found).toHaveLength(1);
   return found[0]!;
 };
-const fn = () => only('AWS::Lambda::Function')[1];
-const statements = (): Statement[] =>
-  Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
-    (p) => (p as Resource).Properties.PolicyDocument as { Statement: Statement[] },
-  ).flatMap((doc) => doc.Statement);
-const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
-const statementFor = (prefix: string) => {
-  const found = statements().filter((s) => actions(s).some((a) => a.startsWith(prefix)));
-  expect(found).toHaveLength(1);
-  return found[0]!;
-};
+/** The encrypt/decrypt function and its log group, role and policy. */
+const own = () => functionResources(template, stack, stack.function);
+const fn = () => own().fn;
+const statements = () => own().statements;
+const statementFor = (prefix: string) => own().statementFor(prefix);
 
 describe('the function', () => {
   test('runs on nodejs22.x, arm64 by default, with 512 MB and a 10 s timeout', () => {
@@ -74,14 +67,16 @@ describe('the function', () => {
   });
 
   test('logs to its own log group, kept for 30 days', () => {
-    const [logGroupId, logGroup] = only('AWS::Logs::LogGroup');
+    const { logGroupId, logGroup } = own();
+    expect(logGroup.Type).toBe('AWS::Logs::LogGroup');
     expect(logGroup.Properties.RetentionInDays).toBe(30);
-    expect(fn().Properties.LoggingConfig).toEqual({ LogGroup: { Ref: logGroupId } });
+    expect(logGroupId).not.toBe(functionResources(template, stack, stack.esmSampleFunction!).logGroupId);
   });
 
   test('runs as a role of its own with no managed policies', () => {
-    const [roleId, role] = only('AWS::IAM::Role');
-    expect(fn().Properties.Role).toEqual({ 'Fn::GetAtt': [roleId, 'Arn'] });
+    const { roleId, role } = own();
+    expect(role.Type).toBe('AWS::IAM::Role');
+    expect(roleId).not.toBe(functionResources(template, stack, stack.esmSampleFunction!).roleId);
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     expect(role.Properties.Policies).toBeUndefined();
     expect(role.Properties.AssumeRolePolicyDocument).toEqual({
@@ -185,8 +180,12 @@ describe('logical IDs', () => {
     expect(Object.keys(template.findResources('AWS::DynamoDB::Table'))).toEqual(['Metastore428D934B']);
   });
 
-  test('so do the layer, the function, its role and its log group', () => {
+  test('so do the layer, the function, its role and its log group; the ES module sample adds its own four', () => {
     expect(Object.keys(template.toJSON().Resources as object).filter((r) => r !== 'CDKMetadata').sort()).toEqual([
+      'EsmSampleFunction1C78C206',
+      'EsmSampleFunctionLogs6A7B89FB',
+      'EsmSampleFunctionRole871FD347',
+      'EsmSampleFunctionRoleDefaultPolicy221B9A69',
       'Function76856677',
       'FunctionLogsAE28C13D',
       'FunctionRole111A5701',
@@ -199,7 +198,7 @@ describe('logical IDs', () => {
   });
 });
 
-describe('IAM', () => {
+describe('IAM of the function', () => {
   test('grants exactly these actions: two for logs, three for KMS, three for DynamoDB', () => {
     expect(statements().every((s) => s.Effect === 'Allow')).toBe(true);
     expect(statements().flatMap(actions).sort()).toEqual([
@@ -233,22 +232,22 @@ describe('IAM', () => {
   });
 
   test('logs actions apply to the function\'s log group only', () => {
-    const [logGroupId] = only('AWS::Logs::LogGroup');
-    expect(statementFor('logs:').Resource).toEqual({ 'Fn::GetAtt': [logGroupId, 'Arn'] });
+    expect(statementFor('logs:').Resource).toEqual({ 'Fn::GetAtt': [own().logGroupId, 'Arn'] });
   });
 
-  test('the policy is attached to the function\'s role only', () => {
-    const [roleId] = only('AWS::IAM::Role');
-    template.hasResourceProperties('AWS::IAM::Policy', { Roles: [{ Ref: roleId }] });
-    template.resourceCountIs('AWS::IAM::Policy', 1);
+  test('the policy is attached to the function\'s role only, and the sample\'s role has a policy of its own', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', { Roles: [{ Ref: own().roleId }] });
+    template.hasResourceProperties('AWS::IAM::Policy', { Roles: [{ Ref: id(stack.esmSampleFunction!.role!) }] });
+    template.resourceCountIs('AWS::IAM::Policy', 2);
   });
 });
 
 describe('outputs', () => {
-  test('name the function, the layer version, the table and the key', () => {
+  test('name the functions, the layer version, the table and the key', () => {
     const outputs = template.findOutputs('*');
-    expect(Object.keys(outputs).sort()).toEqual(['FunctionName', 'KeyArn', 'LayerVersionArn', 'TableName']);
+    expect(Object.keys(outputs).sort()).toEqual(['EsmSampleFunctionName', 'FunctionName', 'KeyArn', 'LayerVersionArn', 'TableName']);
     expect(outputs.FunctionName!.Value).toEqual({ Ref: id(stack.function) });
+    expect(outputs.EsmSampleFunctionName!.Value).toEqual({ Ref: id(stack.esmSampleFunction!) });
     expect(outputs.LayerVersionArn!.Value).toEqual({ Ref: id(stack.layer) });
     expect(outputs.TableName!.Value).toEqual({ Ref: id(stack.table) });
     expect(outputs.KeyArn!.Value).toEqual({ 'Fn::GetAtt': [id(stack.key), 'Arn'] });
@@ -262,12 +261,16 @@ describe('cdk-nag AwsSolutions', () => {
     expect(report.success).toBe(true);
   });
 
-  test('the one acknowledged rule, the runtime version check, is written into the template with its reason', () => {
-    const acknowledged = Object.values(template.toJSON().Resources as Record<string, Resource>).flatMap(
-      (r) => ((r.Metadata?.cdk_nag as { rules_to_suppress?: Array<{ id: string; reason: string }> } | undefined)?.rules_to_suppress ?? []),
+  test('the one acknowledged rule, the runtime version check, is written into each function\'s template entry with its reason', () => {
+    const acknowledged = Object.entries(template.toJSON().Resources as Record<string, Resource>).flatMap(
+      ([resourceId, r]) => ((r.Metadata?.cdk_nag as { rules_to_suppress?: Array<{ id: string; reason: string }> } | undefined)?.rules_to_suppress ?? [])
+        .map((a) => ({ resourceId, ...a })),
     );
-    expect(acknowledged.map((a) => a.id)).toEqual(['AwsSolutions-L1']);
-    expect(acknowledged[0]!.reason).toMatch(/nodejs22\.x/);
+    expect(acknowledged.map((a) => [a.resourceId, a.id]).sort()).toEqual([
+      [id(stack.esmSampleFunction!), 'AwsSolutions-L1'],
+      [id(stack.function), 'AwsSolutions-L1'],
+    ]);
+    for (const a of acknowledged) expect(a.reason).toMatch(/nodejs22\.x/);
     template.hasResource('AWS::Lambda::Function', {
       Metadata: Match.objectLike({ cdk_nag: { rules_to_suppress: [Match.objectLike({ id: 'AwsSolutions-L1' })] } }),
     });
