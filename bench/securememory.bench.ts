@@ -3,7 +3,8 @@
  * with the key read from a Secret. Goal (issue 2): the secure path within 1.3x of the plain one.
  */
 import { createCipheriv, randomBytes, randomFillSync } from 'node:crypto';
-import { SecretArena, SecretFactory } from '../layer/src/index';
+import { SecretFactory } from '../layer/src/index';
+import { SecretArena } from '../layer/src/securememory/secret-arena';
 import { measurePair, printTable, type PairResult } from './harness';
 
 /** The plain counterpart of Secret: same API and checks, bytes in an ordinary heap Buffer. */

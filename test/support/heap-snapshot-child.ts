@@ -6,7 +6,8 @@
  */
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { writeHeapSnapshot } from 'node:v8';
-import { SecretArena, SecretFactory } from '../../layer/src/index';
+import { SecretFactory } from '../../layer/src/index';
+import { SecretArena } from '../../layer/src/securememory/secret-arena';
 
 export const knownKey = (i: number) => createHash('sha256').update(`heap-known-key-${i}`).digest();
 export const KNOWN_KEYS = 20;

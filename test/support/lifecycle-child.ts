@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { decryptStringAsync, encryptStringAsync, readLockedBytes, setup, shutdownAsync } from '../../layer/src/index';
+import { decryptStringAsync, encryptStringAsync, setup, shutdownAsync } from '../../layer/src/index';
+import { readLockedBytes } from '../../layer/src/securememory/limits';
 
 async function main() {
   const dir = mkdtempSync(path.join(tmpdir(), 'lifecycle-'));

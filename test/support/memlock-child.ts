@@ -4,7 +4,8 @@
  * Usage: memlock-child <count> <strict|best-effort>
  */
 import { createHash } from 'node:crypto';
-import { readLockedBytes, SecretFactory, type Secret } from '../../layer/src/index';
+import { SecretFactory, type Secret } from '../../layer/src/index';
+import { readLockedBytes } from '../../layer/src/securememory/limits';
 
 const count = Number(process.argv[2]);
 const mode = process.argv[3] as 'strict' | 'best-effort';

@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { readLockedBytes, SecretArena, SecretFactory, type Secret } from '../../layer/src/index';
+import { SecretFactory, type Secret } from '../../layer/src/index';
+import { readLockedBytes } from '../../layer/src/securememory/limits';
+import { SecretArena } from '../../layer/src/securememory/secret-arena';
 import { loadNative } from '../../layer/src/securememory/native';
 
 const known = (seed: string) => createHash('sha256').update(seed).digest();

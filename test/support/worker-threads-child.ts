@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { readLockedBytes, SecretFactory } from '../../layer/src/securememory/index';
+import { SecretFactory } from '../../layer/src/index';
+import { readLockedBytes } from '../../layer/src/securememory/limits';
 
 type Ending = 'close' | 'return' | 'process.exit' | 'terminate';
 const ENDINGS: Ending[] = ['close', 'return', 'process.exit', 'terminate'];

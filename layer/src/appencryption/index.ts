@@ -47,7 +47,6 @@ export {
   getSessionFactory,
 } from './asherah-api.js';
 export type { AsherahConfig } from './config.js';
-export { checkKeyIdNames, isRegionName } from './key-ids.js';
 export { ENV_NAMES, ENV_DEFAULTS, partitionsToPrewarm, type EnvSetting } from './env.js';
 export { configFromEnv, type EnvConfig, type EnvConfigOptions, type EnvMap } from './env-config.js';
 export type { FromConfigOptions, FromEnvOptions, BuilderLogger, BuilderMetricsHook } from './compose.js';

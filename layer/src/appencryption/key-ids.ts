@@ -143,19 +143,6 @@ export function checkRegionSuffix(
   );
 }
 
-/**
- * SK and IK Created times are truncated to the minute (CryptoPolicy CreateDatePrecision, docs/wire-format.md §1.3),
- * so that racing creators collide on the same (id, created) and only one key is made per minute. DRK times are not.
- */
-export function truncateToMinute(epochSeconds: number): number {
-  return Math.floor(epochSeconds / 60) * 60;
-}
-
-/** Whether `id` is a system or intermediate key id. */
-export function isKeyId(id: string): boolean {
-  return id.startsWith(SK_PREFIX) || id.startsWith(IK_PREFIX);
-}
-
 // Go uses the suffix only when the metastore reports a non-empty one (docs/wire-format.md §1.2), so "" means no
 // suffix.
 function hasSuffix(suffix: string | undefined): suffix is string {

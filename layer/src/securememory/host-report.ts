@@ -111,7 +111,7 @@ function probeLock(native: ReturnType<typeof loadNative>): string {
   }
 }
 
-export function detectHostKind(): HostKind {
+function detectHostKind(): HostKind {
   if (process.env.AWS_LAMBDA_FUNCTION_NAME) return 'aws-lambda';
   if (process.platform === 'darwin') return 'macos';
   if (process.platform === 'win32') return 'windows';

@@ -2,10 +2,8 @@ import {
   checkKeyIdNames,
   intermediateKeyId,
   isRegionName,
-  isKeyId,
   isValidIntermediateKeyId,
   systemKeyId,
-  truncateToMinute,
 } from '../../../layer/src/appencryption/key-ids';
 import { ConfigError } from '../../../layer/src/errors';
 
@@ -97,22 +95,5 @@ describe('checkKeyIdNames: names whose key ids cannot collide', () => {
   it('lets a legacy deployment keep its names with the opt-in, but never empty ones', () => {
     expect(() => checkKeyIdNames('eu_billing', 'us-west-2', 'primary', true)).not.toThrow();
     expect(() => checkKeyIdNames('', 'prod', undefined, true)).toThrow(/must be a non-empty string/);
-  });
-});
-
-describe('truncateToMinute and isKeyId', () => {
-  it('truncates SK/IK Created to the minute (docs/wire-format.md §1.3)', () => {
-    expect(truncateToMinute(1795858178)).toBe(1795858140);
-    expect(truncateToMinute(1795858140)).toBe(1795858140);
-    expect(truncateToMinute(1795858199.999)).toBe(1795858140);
-    expect(truncateToMinute(59)).toBe(0);
-  });
-
-  it('recognises system and intermediate key ids by their prefix', () => {
-    expect(isKeyId('_SK_s_p')).toBe(true);
-    expect(isKeyId('_IK_id_s_p')).toBe(true);
-    expect(isKeyId('_DRK_x')).toBe(false);
-    expect(isKeyId('SK_s_p')).toBe(false);
-    expect(isKeyId('')).toBe(false);
   });
 });

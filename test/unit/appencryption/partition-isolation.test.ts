@@ -5,9 +5,13 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { intermediateKeyId, isValidIntermediateKeyId, systemKeyId } from '../../../layer/src/appencryption/key-ids';
 import {
   checkKeyIdNames,
+  intermediateKeyId,
+  isValidIntermediateKeyId,
+  systemKeyId,
+} from '../../../layer/src/appencryption/key-ids';
+import {
   ConfigError,
   DecryptError,
   DynamoDbMetastore,

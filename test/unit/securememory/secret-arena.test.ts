@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { SecretArena, SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
-import type { Allocation } from '../../../layer/src/securememory/secret-arena';
+import { SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
+import { SecretArena, type Allocation } from '../../../layer/src/securememory/secret-arena';
 import { allocationOf } from '../../../layer/src/securememory/secret';
 import { UNIT_BYTES } from '../../../layer/src/securememory/locked-region';
 import { mappingAt, nextTurn } from '../../support/smaps';
