@@ -11,13 +11,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  readLockedBytes,
   SecretFactory,
   SessionFactory,
   SqliteMetastore,
   StaticKms,
   type CryptoPolicyOptions,
 } from '../layer/src/index';
+import { readLockedBytes } from '../layer/src/securememory/limits';
 
 const LIMIT_BYTES = 64 * 1024;
 const REPORT_EVERY = 100_000;

@@ -75,7 +75,6 @@ const VALUES = [
   'kmsClientsFor',
   'partitionsToPrewarm',
   // Internal (VmLck for tests and benchmarks); kept only until bench/soak.ts imports it by path.
-  'readLockedBytes',
   'setup',
   'setupAsync',
   'shutdown',

@@ -5,5 +5,3 @@ export { SecretFactory, type SecretFactoryOptions, type SecretFactoryStats } fro
 // facts and the host detection behind them are internals: tests and benchmarks import them by path.
 export type { MlockMode, SecureMemoryLogger } from './secret-arena.js';
 export { hostReport, type HostReport, type HostKind, type Verdict } from './host-report.js';
-// Internal too, but bench/soak.ts still imports it from here; move it by path there, then drop this line.
-export { readLockedBytes } from './limits.js';

@@ -17,7 +17,7 @@ export interface SecretFactoryOptions {
   /** Cap on locked bytes for the process's arena (see ArenaOptions.maxLockedBytes). Applies when it is made. */
   maxLockedBytes?: number;
   logger?: SecureMemoryLogger;
-  /** Use this arena instead of the process-wide one (tests, or a separate budget). */
+  /** @internal Use this arena instead of the process-wide one (tests and benchmarks; SecretArena is not exported). */
   arena?: SecretArena;
   /**
    * When key pages go back to PROT_NONE. 'per-turn' (default): at the end of the event-loop turn in which a secret
