@@ -14,6 +14,18 @@ export const logicalId = (stack: Stack, construct: { node: { defaultChild?: unkn
 
 export const actions = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
+/** Every action a starter function's role allows, sorted: grantEncryptDecrypt's six and two for its own logs. */
+export const FUNCTION_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:Query',
+  'kms:Decrypt',
+  'kms:Encrypt',
+  'kms:GenerateDataKey',
+  'logs:CreateLogStream',
+  'logs:PutLogEvents',
+];
+
 export interface FunctionResources {
   id: string;
   fn: Resource;
