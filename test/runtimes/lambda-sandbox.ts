@@ -23,6 +23,8 @@ export interface SandboxOptions {
    * container images use), mounted at /var/runtime/ric; or, by default, the bootstrap stand-in of test/support.
    */
   ric?: string;
+  /** The function's handler setting (_HANDLER). Default 'init.handler', the encrypt/decrypt function's. */
+  handler?: string;
 }
 
 export function canSandbox(): { ok: true } | { ok: false; why: string } {
@@ -34,6 +36,7 @@ export function canSandbox(): { ok: true } | { ok: false; why: string } {
 }
 
 export function sandboxLaunch(artifacts: Artifacts, options: SandboxOptions): Launch {
+  const handler = options.handler ?? 'init.handler';
   for (const dir of [artifacts.taskRoot, artifacts.optRoot, artifacts.runtimeModules, options.node, BOOTSTRAP, options.ric ?? '/']) {
     // /var is replaced inside the namespace: nothing the runtime needs may live under it.
     if (path.resolve(dir).startsWith('/var/')) throw new Error(`${dir} is under /var, which the sandbox replaces`);
@@ -59,7 +62,7 @@ export function sandboxLaunch(artifacts: Artifacts, options: SandboxOptions): La
     'prlimit', `--memlock=${LAMBDA_MEMLOCK_BYTES}:${LAMBDA_MEMLOCK_BYTES}`,
     ...(options.arch === 'arm64' && process.arch !== 'arm64' ? QEMU_ARM64 : []),
     '/var/lang/bin/node',
-    ...(options.ric ? ['/var/runtime/ric/index.mjs', 'init.handler'] : ['/var/runtime/bootstrap.mjs']),
+    ...(options.ric ? ['/var/runtime/ric/index.mjs', handler] : ['/var/runtime/bootstrap.mjs']),
   ];
   return {
     command: 'unshare',
@@ -69,6 +72,7 @@ export function sandboxLaunch(artifacts: Artifacts, options: SandboxOptions): La
       // Lambda's NODE_PATH for the nodejsNN.x runtimes.
       NODE_PATH: [`/opt/nodejs/node${options.major}/node_modules`, '/opt/nodejs/node_modules', '/var/runtime/node_modules', '/var/runtime', '/var/task'].join(':'),
       LAMBDA_TASK_ROOT: '/var/task',
+      _HANDLER: handler,
       LAMBDA_RUNTIME_DIR: '/var/runtime',
       AWS_EXECUTION_ENV: `AWS_Lambda_nodejs${options.major}.x`,
       PATH: '/var/lang/bin:/usr/local/bin:/usr/bin:/bin',

@@ -25,17 +25,28 @@ export interface Artifacts {
   dispose(): void;
 }
 
-/** Synthesizes the stack (bundling the function with esbuild, as `cdk deploy` would) and lays out the artifacts. */
-export function prepareArtifacts(): Artifacts {
+/** The starter stack's functions: the asset file that tells each one's bundle apart, and its handler setting. */
+export const STACK_FUNCTIONS = {
+  'encrypt-decrypt': { marker: 'init.mjs', handler: 'init.handler' },
+  'esm-sample': { marker: 'index.mjs', handler: 'index.handler' },
+} as const;
+export type StackFunction = keyof typeof STACK_FUNCTIONS;
+
+/**
+ * Synthesizes the stack (bundling its functions with esbuild, as `cdk deploy` would) and lays out the artifacts of
+ * one function (default the encrypt/decrypt function).
+ */
+export function prepareArtifacts(fn: StackFunction = 'encrypt-decrypt'): Artifacts {
   const work = mkdtempSync(path.join(tmpdir(), 'lambda-artifacts-'));
   // Without an outdir the App synthesizes into a fresh temporary directory of its own.
   const app = testApp();
   addStarterStack(app, layerZip());
   const out = app.synth().directory;
+  const { marker } = STACK_FUNCTIONS[fn];
   const asset = readdirSync(out)
     .map((name) => path.join(out, name))
-    .find((dir) => existsSync(path.join(dir, 'init.mjs')));
-  if (asset === undefined) throw new Error(`no function asset with init.mjs in ${out}`);
+    .find((dir) => existsSync(path.join(dir, marker)));
+  if (asset === undefined) throw new Error(`no function asset with ${marker} in ${out}`);
 
   const taskRoot = path.join(work, 'var', 'task');
   cpSync(asset, taskRoot, { recursive: true });
