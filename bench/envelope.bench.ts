@@ -92,8 +92,8 @@ const BASELINE_ORDER = ['current', 'baseline', 'baseline', 'current'] as const;
 
 /**
  * With a baseline, each layer is measured in processes of its own (the order above), each against the Rust addon:
- * two layers in one process are not measured alike (with the addon there, whichever was set up first ran up to
- * 10% slower, though both were the same code). The addon is the yardstick that makes the processes comparable.
+ * two layers in one process are not measured alike (with the addon there, whichever was set up first ran 7–15%
+ * slower, though both were the same code). The addon is the yardstick that makes the processes comparable.
  */
 export async function runEnvelopeBench(options: { baseline?: string } = {}): Promise<EnvelopeResult> {
   const bundles = bundleLayers(options.baseline);

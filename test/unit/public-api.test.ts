@@ -74,7 +74,6 @@ const VALUES = [
   'hostReport',
   'kmsClientsFor',
   'partitionsToPrewarm',
-  // Internal (VmLck for tests and benchmarks); kept only until bench/soak.ts imports it by path.
   'setup',
   'setupAsync',
   'shutdown',
