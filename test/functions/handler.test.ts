@@ -7,28 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EventValidationError, InvalidRecordError } from '../../layer/src/index';
-
-type HandlerModule = typeof import('../../functions/encrypt-decrypt/handler');
+import { embeddedHandlerEnv, freshHandlerModule, type HandlerModule } from '../support/handler';
 
 const saved = { ...process.env };
 let dir: string;
 
 async function freshHandler(env: Record<string, string> = {}): Promise<HandlerModule> {
-  process.env = {
-    ...saved,
-    ASHERAH_SQLITE_PATH: path.join(dir, 'keys.db'),
-    ASHERAH_STATIC_MASTER_KEY_HEX: '11'.repeat(32),
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-    POWERTOOLS_METRICS_DISABLED: 'true',
-    ...env,
-  };
-  let mod: HandlerModule | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require('../../functions/encrypt-decrypt/handler');
-  });
-  await mod!.ready;
-  return mod!;
+  process.env = embeddedHandlerEnv(saved, dir, env);
+  return freshHandlerModule();
 }
 
 const rowCount = () => {

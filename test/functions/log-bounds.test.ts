@@ -20,8 +20,7 @@ import {
   KmsError,
   MetastoreError,
 } from '../../layer/src/index';
-
-type HandlerModule = typeof import('../../functions/encrypt-decrypt/handler');
+import { embeddedHandlerEnv, freshHandlerModule, type HandlerModule } from '../support/handler';
 
 const MAX_LINE_BYTES = 8 * 1024;
 const MiB = 1024 * 1024;
@@ -55,21 +54,9 @@ function captureOutput(): void {
 }
 
 async function freshHandler(): Promise<HandlerModule> {
-  process.env = {
-    ...saved,
-    ASHERAH_SQLITE_PATH: path.join(dir, 'keys.db'),
-    ASHERAH_STATIC_MASTER_KEY_HEX: '11'.repeat(32),
-    POWERTOOLS_LOG_LEVEL: 'INFO',
-    POWERTOOLS_METRICS_DISABLED: 'false',
-  };
+  process.env = embeddedHandlerEnv(saved, dir, { POWERTOOLS_LOG_LEVEL: 'INFO', POWERTOOLS_METRICS_DISABLED: 'false' });
   delete process.env.POWERTOOLS_DEV; // the Console on process.stdout/stderr that Lambda gets, not the global one
-  let mod: HandlerModule | undefined;
-  jest.isolateModules(() => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require('../../functions/encrypt-decrypt/handler');
-  });
-  await mod!.ready;
-  return mod!;
+  return freshHandlerModule();
 }
 
 const bytes = (line: string) => Buffer.byteLength(line, 'utf8');

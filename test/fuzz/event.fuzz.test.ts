@@ -23,8 +23,7 @@ import {
   throwingGetter,
   throwingProxy,
 } from './fuzz-support';
-
-type HandlerModule = typeof import('../../functions/encrypt-decrypt/handler');
+import { embeddedHandlerEnv, type HandlerModule } from '../support/handler';
 
 const RUNS = {
   arbitrary: 15_000,
@@ -173,13 +172,7 @@ describe('the handler (SQLite in a temp dir, static key)', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'fuzz-handler-'));
-    process.env = {
-      ...saved,
-      ASHERAH_SQLITE_PATH: path.join(dir, 'keys.db'),
-      ASHERAH_STATIC_MASTER_KEY_HEX: '11'.repeat(32),
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-      POWERTOOLS_METRICS_DISABLED: 'true',
-    };
+    process.env = embeddedHandlerEnv(saved, dir);
     delete process.env.AWS_LAMBDA_FUNCTION_NAME;
     delete process.env.ASHERAH_PREWARM_PARTITIONS;
     // Loaded in this test file's module registry, so its errors are the AsherahError classes imported above.

@@ -22,44 +22,29 @@ import {
   type EnvelopeKeyRecord,
 } from '../../layer/src/index';
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import { testFactory } from '../support/envelope';
+import { useDynalite } from '../support/local-aws';
 import { runWithoutAwsSdk } from '../support/without-aws-sdk';
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition_service_product';
 const T0 = 1795858140; // a whole minute, as SK/IK Created always is (docs/wire-format.md §1.3)
 
-let dynamo: LocalDynamoDb;
-let client: DynamoDBClient;
-let tableCount = 0;
-
-beforeAll(async () => {
-  dynamo = await startDynalite({ tables: [] });
-  client = dynamo.client();
-});
-
-afterAll(async () => {
-  await dynamo?.close();
-});
+const local = useDynalite({ tables: [] });
 
 /** A fresh table per test, so that scans see only that test's items. */
-async function newTable(): Promise<string> {
-  const name = `EncryptionKey_${++tableCount}`;
-  await createEncryptionKeyTable(client, name);
-  return name;
-}
+const newTable = () => local.newTable('EncryptionKey');
 
 async function rawItem(tableName: string, id: string, created: number) {
-  return (await client.send(new GetItemCommand({ TableName: tableName, Key: { Id: { S: id }, Created: { N: String(created) } } }))).Item;
+  return (await local.client.send(new GetItemCommand({ TableName: tableName, Key: { Id: { S: id }, Created: { N: String(created) } } }))).Item;
 }
 
 async function putRaw(tableName: string, item: Record<string, AttributeValue>): Promise<void> {
-  await client.send(new PutItemCommand({ TableName: tableName, Item: item }));
+  await local.client.send(new PutItemCommand({ TableName: tableName, Item: item }));
 }
 
 async function scanIds(tableName: string): Promise<string[]> {
-  const { Items = [] } = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
+  const { Items = [] } = await local.client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));
   return Items.map((item) => `${item.Id.S}@${item.Created.N}`).sort();
 }
 
@@ -90,7 +75,7 @@ function countOperations(target: DynamoDBClient): Record<string, number> {
 describe('DynamoDbMetastore on dynalite', () => {
   test('an SK round-trips, stored as exactly Id (S), Created (N) and a KeyRecord map of Created (N) and Key (S)', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     expect(await metastore.store(SK_ID, T0, skRecord(T0))).toBe(true);
     expect(await metastore.load(SK_ID, T0)).toEqual(skRecord(T0));
     expect(await metastore.loadLatest(SK_ID)).toEqual(skRecord(T0));
@@ -104,7 +89,7 @@ describe('DynamoDbMetastore on dynalite', () => {
 
   test('an IK round-trips with ParentKeyMeta as a map of KeyId (S) and Created (N); Revoked is written only when true', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     expect(await metastore.store(IK_ID, T0, ikRecord(T0, T0 - 60))).toBe(true);
     expect(await metastore.load(IK_ID, T0)).toEqual(ikRecord(T0, T0 - 60));
     expect(await rawItem(table, IK_ID, T0)).toStrictEqual({
@@ -126,7 +111,7 @@ describe('DynamoDbMetastore on dynalite', () => {
 
   test('loadLatest returns the record with the greatest Created, whatever the order of writes; absent keys are undefined', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     expect(await metastore.loadLatest(IK_ID)).toBeUndefined();
     for (const [created, fill] of [[T0, 1], [T0 + 120, 3], [T0 + 60, 2]]) {
       expect(await metastore.store(IK_ID, created, ikRecord(created, T0, fill))).toBe(true);
@@ -141,7 +126,7 @@ describe('DynamoDbMetastore on dynalite', () => {
 
   test('a second store of the same (Id, Created) returns false and leaves the first item as it was', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     expect(await metastore.store(IK_ID, T0, ikRecord(T0, T0, 1))).toBe(true);
     expect(await metastore.store(IK_ID, T0, ikRecord(T0, T0, 7))).toBe(false);
     expect((await rawItem(table, IK_ID, T0))?.KeyRecord.M?.Key).toStrictEqual({ S: b64(1) });
@@ -151,7 +136,7 @@ describe('DynamoDbMetastore on dynalite', () => {
 
   test('items as Java writes them (an explicit Revoked false, every number an N string) are read', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     // The shape of Java's DynamoDbMetastoreImpl (KeyRecord via toDynamoDbItem, docs/wire-format.md §3.2, §10).
     await putRaw(table, {
       Id: { S: IK_ID },
@@ -198,7 +183,7 @@ describe('DynamoDbMetastore on dynalite', () => {
   ];
   test.each(malformed)('an item with %s is an InvalidRecordError naming the table, the key id and the field', async (_name, keyRecord, message) => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     await putRaw(table, { Id: { S: IK_ID }, Created: { N: String(T0) }, ...(keyRecord && { KeyRecord: keyRecord }) });
     for (const read of [() => metastore.load(IK_ID, T0), () => metastore.loadLatest(IK_ID)]) {
       const err = await read().catch((e: unknown) => e);
@@ -209,7 +194,7 @@ describe('DynamoDbMetastore on dynalite', () => {
   });
 
   test('a missing table is a MetastoreError that says how to create it, for every operation', async () => {
-    const metastore = new DynamoDbMetastore(client, { tableName: 'NoSuchTable' });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: 'NoSuchTable' });
     for (const operation of [
       () => metastore.load(SK_ID, T0),
       () => metastore.loadLatest(SK_ID),
@@ -230,7 +215,7 @@ describe('DynamoDbMetastore on dynalite', () => {
     const port = (closed.address() as AddressInfo).port;
     closed.close();
     await once(closed, 'close');
-    const unreachable = dynamo.client('us-west-2', { endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1 });
+    const unreachable = local.dynamo.client('us-west-2', { endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1 });
     const err = await new DynamoDbMetastore(unreachable).loadLatest(SK_ID).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MetastoreError);
     expect((err as Error).message).toMatch(/could not load the latest key record \(Query\).*could not reach DynamoDB in us-west-2/);
@@ -238,17 +223,17 @@ describe('DynamoDbMetastore on dynalite', () => {
 
   test('created must be a non-negative safe integer, and options are checked when the metastore is built', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     for (const created of [-60, 1.5, Number.NaN, 2 ** 53]) {
       await expect(metastore.load(SK_ID, created)).rejects.toThrow(MetastoreError);
       await expect(metastore.store(SK_ID, created, skRecord(T0))).rejects.toThrow(MetastoreError);
     }
     await expect(metastore.store(SK_ID, T0, skRecord(-1))).rejects.toThrow(InvalidRecordError);
     expect(await scanIds(table)).toEqual([]);
-    expect(new DynamoDbMetastore(client).tableName).toBe('EncryptionKey');
-    expect(new DynamoDbMetastore(client, { tableName: '' }).tableName).toBe('EncryptionKey'); // as Go and Rust
-    expect(() => new DynamoDbMetastore(client, { tableName: 'a b' })).toThrow(ConfigError);
-    expect(() => new DynamoDbMetastore(client, { regionSuffix: '' })).toThrow(ConfigError);
+    expect(new DynamoDbMetastore(local.client).tableName).toBe('EncryptionKey');
+    expect(new DynamoDbMetastore(local.client, { tableName: '' }).tableName).toBe('EncryptionKey'); // as Go and Rust
+    expect(() => new DynamoDbMetastore(local.client, { tableName: 'a b' })).toThrow(ConfigError);
+    expect(() => new DynamoDbMetastore(local.client, { regionSuffix: '' })).toThrow(ConfigError);
     expect(() => new DynamoDbMetastore({} as DynamoDBClient)).toThrow(/needs a DynamoDBClient/);
   });
 });
@@ -273,7 +258,7 @@ describe('packaging: the layer without the AWS SDK', () => {
 describe('region suffix (docs/wire-format.md §1.2)', () => {
   test('regionSuffix: true is the DynamoDB client\'s region, resolved once by create(), and suffixes every key id written', async () => {
     const table = await newTable();
-    const regional = dynamo.client('eu-central-1');
+    const regional = local.dynamo.client('eu-central-1');
     const metastore = await DynamoDbMetastore.create(regional, { tableName: table, regionSuffix: true });
     expect(metastore.regionSuffix()).toBe('eu-central-1');
     const t = testFactory({ metastore });
@@ -289,12 +274,12 @@ describe('region suffix (docs/wire-format.md §1.2)', () => {
   });
 
   test('a string is the suffix itself; false or nothing is no suffix; true needs create(), and a client without a region is a ConfigError', async () => {
-    expect(new DynamoDbMetastore(client, { regionSuffix: 'ap-south-1' }).regionSuffix()).toBe('ap-south-1');
-    expect(new DynamoDbMetastore(client, { regionSuffix: false }).regionSuffix()).toBeUndefined();
-    expect(new DynamoDbMetastore(client).regionSuffix()).toBeUndefined();
-    expect((await DynamoDbMetastore.create(client)).regionSuffix()).toBeUndefined();
-    expect(() => new DynamoDbMetastore(client, { regionSuffix: true })).toThrow(/DynamoDbMetastore\.create/);
-    const noRegion = dynamo.client('us-west-2', {
+    expect(new DynamoDbMetastore(local.client, { regionSuffix: 'ap-south-1' }).regionSuffix()).toBe('ap-south-1');
+    expect(new DynamoDbMetastore(local.client, { regionSuffix: false }).regionSuffix()).toBeUndefined();
+    expect(new DynamoDbMetastore(local.client).regionSuffix()).toBeUndefined();
+    expect((await DynamoDbMetastore.create(local.client)).regionSuffix()).toBeUndefined();
+    expect(() => new DynamoDbMetastore(local.client, { regionSuffix: true })).toThrow(/DynamoDbMetastore\.create/);
+    const noRegion = local.dynamo.client('us-west-2', {
       region: (): Promise<string> => Promise.reject(new Error('Region is missing')),
     });
     await expect(DynamoDbMetastore.create(noRegion, { regionSuffix: true })).rejects.toThrow(ConfigError);
@@ -304,7 +289,7 @@ describe('region suffix (docs/wire-format.md §1.2)', () => {
 describe('a SessionFactory on the DynamoDB metastore', () => {
   test('encrypts and decrypts end to end; KMS and DynamoDB calls per cold and warm operation', async () => {
     const table = await newTable();
-    const counted = dynamo.client();
+    const counted = local.dynamo.client();
     const operations = countOperations(counted);
     const metastore = new DynamoDbMetastore(counted, { tableName: table });
     const calls = () => ({ ...operations });
@@ -421,9 +406,9 @@ const THROTTLE_MESSAGE = 'The level of configured provisioned throughput for the
 describe('errors DynamoDB returns, through a proxy', () => {
   test('throttling that clears within the SDK\'s retries is invisible: the store succeeds', async () => {
     const table = await newTable();
-    const proxy = await faultyProxy(dynamo.endpoint, 2, THROTTLED, THROTTLE_MESSAGE);
+    const proxy = await faultyProxy(local.dynamo.endpoint, 2, THROTTLED, THROTTLE_MESSAGE);
     try {
-      const throttled = dynamo.client('us-west-2', { endpoint: proxy.endpoint, maxAttempts: 3 });
+      const throttled = local.dynamo.client('us-west-2', { endpoint: proxy.endpoint, maxAttempts: 3 });
       const metastore = new DynamoDbMetastore(throttled, { tableName: table });
       expect(await metastore.store(SK_ID, T0, skRecord(T0))).toBe(true);
       expect(proxy.seen).toEqual([`PutItem:${THROTTLED}`, `PutItem:${THROTTLED}`, 'PutItem']);
@@ -435,9 +420,9 @@ describe('errors DynamoDB returns, through a proxy', () => {
 
   test('throttling that never clears is a MetastoreError after the SDK\'s attempts, and nothing is written', async () => {
     const table = await newTable();
-    const proxy = await faultyProxy(dynamo.endpoint, Number.POSITIVE_INFINITY, THROTTLED, THROTTLE_MESSAGE);
+    const proxy = await faultyProxy(local.dynamo.endpoint, Number.POSITIVE_INFINITY, THROTTLED, THROTTLE_MESSAGE);
     try {
-      const throttled = dynamo.client('us-west-2', { endpoint: proxy.endpoint, maxAttempts: 2 });
+      const throttled = local.dynamo.client('us-west-2', { endpoint: proxy.endpoint, maxAttempts: 2 });
       const metastore = new DynamoDbMetastore(throttled, { tableName: table });
       const err = await metastore.store(SK_ID, T0, skRecord(T0)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MetastoreError);
@@ -459,9 +444,9 @@ describe('errors DynamoDB returns, through a proxy', () => {
     const denial =
       'User: arn:aws:sts::123456789012:assumed-role/fn/fn is not authorized to perform: dynamodb:Query on resource: ' +
       `arn:aws:dynamodb:us-west-2:123456789012:table/${table}`;
-    const proxy = await faultyProxy(dynamo.endpoint, 1, 'AccessDeniedException', denial);
+    const proxy = await faultyProxy(local.dynamo.endpoint, 1, 'AccessDeniedException', denial);
     try {
-      const denied = dynamo.client('us-west-2', { endpoint: proxy.endpoint });
+      const denied = local.dynamo.client('us-west-2', { endpoint: proxy.endpoint });
       const err = await new DynamoDbMetastore(denied, { tableName: table }).loadLatest(SK_ID).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MetastoreError);
       expect((err as Error).message).toContain(`(AccessDeniedException: ${denial}); access denied: grant`);

@@ -5,30 +5,20 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { decodeDataRowRecord } from '../../layer/src/index';
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import type { RaceChildInput, RaceChildOutput } from '../support/dynamodb-race-child';
 import { testFactory } from '../support/envelope';
+import { useDynalite } from '../support/local-aws';
 
 const WORKERS = 4;
 const PARTITIONS = Array.from({ length: 50 }, (_, i) => `race-${i}`);
 const CHILD = path.resolve(__dirname, '../support/dynamodb-race-child.ts');
 const REPO_ROOT = path.resolve(__dirname, '../..');
 
-let dynamo: LocalDynamoDb;
-let client: DynamoDBClient;
-
-beforeAll(async () => {
-  // In this process: the children are spawned asynchronously, so its event loop stays free to serve them.
-  dynamo = await startDynalite();
-  client = dynamo.client();
-});
-
-afterAll(async () => {
-  await dynamo?.close();
-});
+// In this process: the children are spawned asynchronously, so its event loop stays free to serve them.
+const local = useDynalite();
 
 interface Worker {
   ready: Promise<void>;
@@ -71,7 +61,7 @@ function startWorker(input: RaceChildInput): Worker {
 test(`${WORKERS} processes creating the keys of the same ${PARTITIONS.length} partitions at once store one SK and one IK per partition, and every record decrypts`, async () => {
   const nowMs = Date.UTC(2026, 10, 28, 12, 0, 30);
   const workers = Array.from({ length: WORKERS }, (_, worker) =>
-    startWorker({ worker, endpoint: dynamo.endpoint, tableName: 'EncryptionKey', partitions: PARTITIONS, nowMs }),
+    startWorker({ worker, endpoint: local.dynamo.endpoint, tableName: 'EncryptionKey', partitions: PARTITIONS, nowMs }),
   );
   // The barrier: nobody starts until every process has loaded, built its factory and connected nothing yet.
   await Promise.all(workers.map((w) => w.ready));
@@ -79,7 +69,7 @@ test(`${WORKERS} processes creating the keys of the same ${PARTITIONS.length} pa
   const outputs = await Promise.all(workers.map((w) => w.done));
 
   // Exactly one item per key id, and only the keys that should exist.
-  const { Items = [] } = await client.send(new ScanCommand({ TableName: 'EncryptionKey', ConsistentRead: true }));
+  const { Items = [] } = await local.client.send(new ScanCommand({ TableName: 'EncryptionKey', ConsistentRead: true }));
   const ids = Items.map((item) => item.Id.S as string).sort();
   expect(ids).toEqual([...PARTITIONS.map((p) => `_IK_${p}_service_product`), '_SK_service_product'].sort());
 
@@ -90,7 +80,7 @@ test(`${WORKERS} processes creating the keys of the same ${PARTITIONS.length} pa
   }
 
   // Every record any of them wrote decrypts here, from the table alone.
-  const reader = testFactory({ metastore: new DynamoDbMetastore(client) });
+  const reader = testFactory({ metastore: new DynamoDbMetastore(local.client) });
   try {
     for (const output of outputs) {
       for (const partition of PARTITIONS) {

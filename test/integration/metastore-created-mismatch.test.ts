@@ -8,19 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import {
-  DeleteItemCommand,
-  PutItemCommand,
-  ScanCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { MetastoreError, type DataRowRecord, type EnvelopeKeyRecord } from '../../layer/src/index';
 import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
 import { MemoryMetastore } from '../../layer/src/appencryption/metastore/memory-metastore';
 import { SqliteMetastore } from '../../layer/src/appencryption/metastore/sqlite-metastore';
-import { createEncryptionKeyTable, startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
 import { testFactory } from '../support/envelope';
+import { useDynalite } from '../support/local-aws';
+import { rejection } from '../support/rejection';
 
 const SK_ID = '_SK_service_product';
 const IK_P1 = '_IK_p1_service_product';
@@ -28,15 +23,6 @@ const T0 = 1795858140;
 const HOUR = 3600;
 
 type Item = Record<string, AttributeValue>;
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
 
 /** What every refusal must say, and must not: no key id, no key bytes (errors.ts), no timestamps. */
 function expectRefusal(err: Error, kind: RegExp, storedBytes: Buffer[], timestamps: number[]): void {
@@ -237,36 +223,21 @@ describe('SQLite: a row whose created column disagrees with its key_record Creat
 });
 
 describe('DynamoDB: an item whose Created range key disagrees with its KeyRecord Created', () => {
-  let dynamo: LocalDynamoDb;
-  let client: DynamoDBClient;
-  let tableCount = 0;
-
-  beforeAll(async () => {
-    dynamo = await startDynalite({ tables: [] });
-    client = dynamo.client();
-  });
-  afterAll(async () => {
-    await dynamo?.close();
-  });
-
-  async function newTable(): Promise<string> {
-    const name = `Mismatch_${++tableCount}`;
-    await createEncryptionKeyTable(client, name);
-    return name;
-  }
+  const local = useDynalite({ tables: [] });
+  const newTable = () => local.newTable('Mismatch');
 
   async function items(table: string): Promise<Item[]> {
-    const { Items = [] } = await client.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
+    const { Items = [] } = await local.client.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
     return Items.sort((a, b) => `${a.Id.S}@${a.Created.N}`.localeCompare(`${b.Id.S}@${b.Created.N}`));
   }
 
   /** Re-keys an item under Created + `seconds` (a PutItem with another range key), deleting the original. */
   async function shiftCreated(table: string, id: string, seconds: number): Promise<void> {
     const [item] = (await items(table)).filter((i) => i.Id.S === id);
-    await client.send(
+    await local.client.send(
       new PutItemCommand({ TableName: table, Item: { ...item, Created: { N: String(Number(item.Created.N) + seconds) } } }),
     );
-    await client.send(new DeleteItemCommand({ TableName: table, Key: { Id: item.Id, Created: item.Created } }));
+    await local.client.send(new DeleteItemCommand({ TableName: table, Key: { Id: item.Id, Created: item.Created } }));
   }
 
   const keyBytes = (all: Item[]) => all.map((i) => Buffer.from(i.KeyRecord.M!.Key.S!, 'base64'));
@@ -274,11 +245,11 @@ describe('DynamoDB: an item whose Created range key disagrees with its KeyRecord
 
   it('the latest IK item: encrypt fails with a MetastoreError, stores nothing, produces no record', async () => {
     const table = await newTable();
-    await seed(new DynamoDbMetastore(client, { tableName: table }));
+    await seed(new DynamoDbMetastore(local.client, { tableName: table }));
     await shiftCreated(table, IK_P1, HOUR);
     const before = await items(table);
 
-    const { err, stores } = await coldEncrypt(new DynamoDbMetastore(client, { tableName: table }), 'p1');
+    const { err, stores } = await coldEncrypt(new DynamoDbMetastore(local.client, { tableName: table }), 'p1');
     expectRefusal(err, /an intermediate key item/, keyBytes(before), createdOf(before));
     expect(err.message).toContain(`table "${table}"`);
     expect(err.message).toContain('3600 seconds later');
@@ -289,20 +260,20 @@ describe('DynamoDB: an item whose Created range key disagrees with its KeyRecord
   it('whatever encrypt does with a re-keyed IK or SK item, it never returns a record another process cannot read', async () => {
     for (const [id, seconds] of [[IK_P1, HOUR], [SK_ID, -HOUR]] as const) {
       const table = await newTable();
-      await seed(new DynamoDbMetastore(client, { tableName: table }));
+      await seed(new DynamoDbMetastore(local.client, { tableName: table }));
       await shiftCreated(table, id, seconds);
-      await expectNoUnreadableRecord(() => new DynamoDbMetastore(client, { tableName: table }));
+      await expectNoUnreadableRecord(() => new DynamoDbMetastore(local.client, { tableName: table }));
     }
   });
 
   it('the latest SK item: encrypt fails with a MetastoreError for a new partition and for one with an IK', async () => {
     const table = await newTable();
-    await seed(new DynamoDbMetastore(client, { tableName: table }));
+    await seed(new DynamoDbMetastore(local.client, { tableName: table }));
     await shiftCreated(table, SK_ID, HOUR);
     const before = await items(table);
 
     for (const partition of ['p2', 'p1']) {
-      const { err, stores } = await coldEncrypt(new DynamoDbMetastore(client, { tableName: table }), partition);
+      const { err, stores } = await coldEncrypt(new DynamoDbMetastore(local.client, { tableName: table }), partition);
       expectRefusal(err, /a system key item/, keyBytes(before), createdOf(before));
       expect(stores).toBe(0);
     }
@@ -311,13 +282,13 @@ describe('DynamoDB: an item whose Created range key disagrees with its KeyRecord
 
   it('load() of an item whose KeyRecord Created was changed: decrypt and encrypt fail with a MetastoreError', async () => {
     const table = await newTable();
-    const drr = await seed(new DynamoDbMetastore(client, { tableName: table }));
+    const drr = await seed(new DynamoDbMetastore(local.client, { tableName: table }));
     const [ik] = (await items(table)).filter((i) => i.Id.S === IK_P1);
     const keyRecord = { ...ik.KeyRecord.M!, Created: { N: String(Number(ik.Created.N) - 60) } };
-    await client.send(new PutItemCommand({ TableName: table, Item: { ...ik, KeyRecord: { M: keyRecord } } }));
+    await local.client.send(new PutItemCommand({ TableName: table, Item: { ...ik, KeyRecord: { M: keyRecord } } }));
     const before = await items(table);
 
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     expectRefusal(await coldDecrypt(metastore, drr), /an intermediate key item/, keyBytes(before), createdOf(before));
     const { err, stores } = await coldEncrypt(metastore, 'p1');
     expectRefusal(err, /an intermediate key item/, keyBytes(before), createdOf(before));
@@ -326,7 +297,7 @@ describe('DynamoDB: an item whose Created range key disagrees with its KeyRecord
 
   it('store() refuses a record whose Created is not the Created it is stored under, and writes nothing', async () => {
     const table = await newTable();
-    const metastore = new DynamoDbMetastore(client, { tableName: table });
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
     const err = await rejection(metastore.store(SK_ID, T0, { created: T0 - 60, encryptedKey: Buffer.alloc(60, 3) }));
     expect(err).toBeInstanceOf(MetastoreError);
     expect(err.message).toMatch(/record's Created differs from the Created it is stored under/);

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { PutItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { AsherahError } from '../../layer/src/errors';
 import { MetastoreError } from '../../layer/src/appencryption/errors';
@@ -21,7 +21,7 @@ import { DynamoDbMetastore } from '../../layer/src/appencryption/metastore/dynam
 import { MemoryMetastore } from '../../layer/src/appencryption/metastore/memory-metastore';
 import { SqliteMetastore } from '../../layer/src/appencryption/metastore/sqlite-metastore';
 import type { EnvelopeKeyRecord } from '../../layer/src/appencryption/record-codec';
-import { startDynalite, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
+import { useDynalite } from '../support/local-aws';
 
 const SK_ID = '_SK_service_product';
 const IK_ID = '_IK_partition-7f3a_service_product';
@@ -417,19 +417,10 @@ const dynamoItem: fc.Arbitrary<DynamoItem> = fc
   });
 
 describe('DynamoDB metastore items on dynalite (property)', () => {
-  let dynamo: LocalDynamoDb;
-  let client: DynamoDBClient;
-
-  beforeAll(async () => {
-    dynamo = await startDynalite();
-    client = dynamo.client();
-  });
-  afterAll(async () => {
-    await dynamo?.close();
-  });
+  const local = useDynalite();
 
   it('load and loadLatest of arbitrary items: a record that load finds again, undefined, or a named error (300 cases)', async () => {
-    const metastore = new DynamoDbMetastore(client);
+    const metastore = new DynamoDbMetastore(local.client);
     let caseNumber = 0;
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.array(dynamoItem, { minLength: 1, maxLength: 3 }), async (system, items) => {
@@ -438,7 +429,7 @@ describe('DynamoDB metastore items on dynalite (property)', () => {
         for (const item of items) {
           const attributes: Record<string, AttributeValue> = { Id: S(id), Created: N(item.rangeKey) };
           if (item.keyRecord !== undefined) attributes.KeyRecord = item.keyRecord;
-          await client.send(new PutItemCommand({ TableName: 'EncryptionKey', Item: attributes }));
+          await local.client.send(new PutItemCommand({ TableName: 'EncryptionKey', Item: attributes }));
         }
         await checkReads(metastore, id, [...items.flatMap((item) => item.candidates), T0]);
       }),
@@ -452,7 +443,7 @@ describe('DynamoDB metastore items on dynalite (property)', () => {
       fc.asyncProperty(storeCase, async (c) => {
         // A table per run would be slow; a fresh id per case keeps the cases apart instead.
         const id = c.id === SK_ID ? `_SK_store${++caseNumber}_product` : `_IK_store${++caseNumber}_service_product`;
-        await checkStore(new DynamoDbMetastore(client), { ...c, id });
+        await checkStore(new DynamoDbMetastore(local.client), { ...c, id });
       }),
       { seed: SEED, numRuns: 200 },
     );

@@ -11,6 +11,7 @@ import {
   encodeEnvelopeKeyRecord,
   type EnvelopeKeyRecord,
 } from '../../layer/src/appencryption/record-codec';
+import { rejection } from '../support/rejection';
 
 // Real SQLite files in a temporary directory, in the Rust binding's format (docs/wire-format.md §3.4).
 
@@ -78,15 +79,6 @@ function skRecord(created: number, fill = 1): EnvelopeKeyRecord {
 
 function ikRecord(created: number, skCreated: number, fill = 2): EnvelopeKeyRecord {
   return { created, encryptedKey: Buffer.alloc(60, fill), parentKeyMeta: { keyId: SK_ID, created: skCreated } };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
 }
 
 function thrown(fn: () => unknown): Error {

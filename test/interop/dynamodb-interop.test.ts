@@ -12,15 +12,17 @@
  * `__asherah_internal_config_drift_guard_v1__:<b64url>` (Created 946684800, a KeyRecord whose Key is base64 JSON).
  */
 import { randomBytes } from 'node:crypto';
-import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { decodeDataRowRecord, encodeDataRowRecord } from '../../layer/src/index';
 import { DynamoDbMetastore, type DynamoDbMetastoreOptions } from '../../layer/src/appencryption/metastore/dynamodb-metastore';
-import { createEncryptionKeyTable, DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
+import { DUMMY_CREDENTIALS_ENV, TEST_REGION } from '../../scripts/local-aws/dynalite';
 import { testFactory, type TestFactory } from '../support/envelope';
+import { useDynalite } from '../support/local-aws';
 import {
   decryptOp,
   describeOracle,
   encryptOp,
+  interopCases,
   ORACLE_NO_SELF_HEAL,
   resultData,
   resultDrr,
@@ -30,43 +32,19 @@ import {
   type OracleResult,
 } from '../support/oracle';
 
-const partitions = ['p1', 'user@example.com', 'ünïcødé-パーティション', 'a<&>b', 'acct_42'];
-const payloads: Record<string, Buffer> = {
-  empty: Buffer.alloc(0),
-  text: Buffer.from('hello asherah'),
-  unicode: Buffer.from('héllo wörld — 世界 🦀 ﷺ'),
-  binary: Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-  random64KiB: randomBytes(64 * 1024),
-};
-const cases = partitions.flatMap((partition) => Object.entries(payloads).map(([name, data]) => ({ partition, name, data })));
+const { partitions, cases } = interopCases({ random64KiB: randomBytes(64 * 1024) });
 const OTHER_REGION = 'eu-central-1';
 
 describeOracle('interop with the Rust implementation on a shared DynamoDB table', () => {
-  let dynamo: LocalDynamoDb;
-  let client: DynamoDBClient;
-  let tableCount = 0;
-
-  beforeAll(async () => {
-    dynamo = await startDynalite({ separateProcess: true, tables: [] });
-    client = dynamo.client();
-  });
-
-  afterAll(async () => {
-    await dynamo?.close();
-  });
-
-  async function newTable(): Promise<string> {
-    const name = `SharedKeys_${++tableCount}`;
-    await createEncryptionKeyTable(client, name);
-    return name;
-  }
+  const local = useDynalite({ separateProcess: true, tables: [] });
+  const newTable = () => local.newTable('SharedKeys');
 
   function oracleConfig(tableName: string, overrides: Partial<OracleConfig> = {}): OracleConfig {
     return {
       serviceName: 'service',
       productId: 'product',
       metastore: 'dynamodb',
-      dynamoDbEndpoint: dynamo.endpoint,
+      dynamoDbEndpoint: local.dynamo.endpoint,
       dynamoDbRegion: TEST_REGION,
       dynamoDbTableName: tableName,
       kms: 'test-debug-static',
@@ -81,7 +59,7 @@ describeOracle('interop with the Rust implementation on a shared DynamoDB table'
 
   /** Our SDK on the table, with a client in `region` (what regionSuffix: true uses). */
   async function ours(tableName: string, options: DynamoDbMetastoreOptions = {}, region = TEST_REGION): Promise<TestFactory> {
-    const metastore = await DynamoDbMetastore.create(dynamo.client(region), { tableName, ...options });
+    const metastore = await DynamoDbMetastore.create(local.dynamo.client(region), { tableName, ...options });
     return testFactory({ metastore });
   }
 
@@ -94,7 +72,7 @@ describeOracle('interop with the Rust implementation on a shared DynamoDB table'
   }
 
   async function allItems(tableName: string): Promise<Record<string, AttributeValue>[]> {
-    return (await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }))).Items ?? [];
+    return (await local.client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }))).Items ?? [];
   }
 
   const idsOf = (items: [string, string][]) => items.map(([id]) => id);

@@ -24,6 +24,7 @@ import {
   decryptOp,
   describeOracle,
   encryptOp,
+  interopCases,
   ORACLE_NO_SELF_HEAL,
   oracleSqliteConfig,
   resultData,
@@ -31,14 +32,7 @@ import {
   runOracleOk,
 } from '../support/oracle';
 
-const partitions = ['p1', 'user@example.com', 'ünïcødé-パーティション', 'a<&>b', 'acct_42'];
-const payloads: Record<string, Buffer> = {
-  empty: Buffer.alloc(0),
-  text: Buffer.from('hello asherah'),
-  unicode: Buffer.from('héllo wörld — 世界 🦀 ﷺ'),
-  binary: Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
-  oneMiB: randomBytes(1 << 20),
-};
+const { partitions, payloads, cases } = interopCases({ oneMiB: randomBytes(1 << 20) });
 const OTHER_KEY_HEX = '22'.repeat(32);
 
 /** A metastore as one region of a global table sees it: the shared file, with a region suffix on key ids. */
@@ -99,8 +93,6 @@ describeOracle('interop with the Rust implementation on a shared SQLite file', (
     dir = mkdtempSync(path.join(tmpdir(), 'interop-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  const cases = partitions.flatMap((partition) => Object.entries(payloads).map(([name, data]) => ({ partition, name, data })));
 
   test('records the Rust implementation writes decrypt here (default static key)', async () => {
     const file = path.join(dir, 'shared.db');

@@ -6,36 +6,31 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
-import { keyArn, KmsServer } from '../../scripts/local-aws/kms-server';
+import { DUMMY_CREDENTIALS_ENV, TEST_REGION } from '../../scripts/local-aws/dynalite';
 import { prepareArtifacts, startFunction, type Artifacts, type RunningFunction } from '../support/lambda-artifacts';
+import { useLocalAws } from '../support/local-aws';
 
 describe('built artifacts in a Lambda-like runtime', () => {
   let artifacts: Artifacts;
-  let dynamo: LocalDynamoDb;
-  let kms: KmsServer;
   let fn: RunningFunction | undefined;
-  const arn = keyArn(TEST_REGION);
 
-  beforeAll(async () => {
+  beforeAll(() => {
     artifacts = prepareArtifacts();
-    dynamo = await startDynalite();
-    kms = await KmsServer.start({ keys: [arn] });
   }, 120_000);
   afterAll(async () => {
     await fn?.stop();
-    await kms?.close();
-    await dynamo?.close();
     artifacts?.dispose();
   });
+  // After the hooks above: started once the artifacts are laid out, stopped once the function is.
+  const aws = useLocalAws();
 
   const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
     ...DUMMY_CREDENTIALS_ENV,
     AWS_REGION: TEST_REGION,
     ASHERAH_METASTORE: 'dynamodb',
-    ASHERAH_DYNAMODB_ENDPOINT: dynamo.endpoint,
-    ASHERAH_KMS_KEY_ARN: arn,
-    ASHERAH_KMS_ENDPOINT: kms.endpoint,
+    ASHERAH_DYNAMODB_ENDPOINT: aws.dynamo.endpoint,
+    ASHERAH_KMS_KEY_ARN: aws.arn,
+    ASHERAH_KMS_ENDPOINT: aws.kms.endpoint,
     ...extra,
   });
 
@@ -43,7 +38,7 @@ describe('built artifacts in a Lambda-like runtime', () => {
     fn = await startFunction(artifacts, env({ ASHERAH_PREWARM_PARTITIONS: 'partition-1' }));
     await fn.initDone();
     // Nothing has been invoked yet, and the keys already exist: INIT waited for the pre-warm.
-    expect(kms.requests.GenerateDataKey).toBe(1);
+    expect(aws.kms.requests.GenerateDataKey).toBe(1);
 
     const encrypted = await fn.invoke({ Name: 'e', Partition: 'partition-1', Payload: 'bXlzdXBlcnNlY3JldHRleHQ=' });
     expect(encrypted.ok).toBe(true);
@@ -57,7 +52,7 @@ describe('built artifacts in a Lambda-like runtime', () => {
       Payload: 'bXlzdXBlcnNlY3JldHRleHQ=',
       Metrics: { ColdStart: false, InvocationCount: 2, CacheMisses: 2, MetastoreCalls: body.Metrics.MetastoreCalls },
     });
-    expect(kms.requests).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
+    expect(aws.kms.requests).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
 
     // The native FFI binary mapped into the runtime process is the layer's linux x64 build.
     const maps = readFileSync(`/proc/${fn.process.pid}/maps`, 'utf8');

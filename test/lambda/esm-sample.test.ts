@@ -12,9 +12,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { buildSync } from 'esbuild';
-import { DUMMY_CREDENTIALS_ENV, startDynalite, TEST_REGION, type LocalDynamoDb } from '../../scripts/local-aws/dynalite';
-import { keyArn, KmsServer } from '../../scripts/local-aws/kms-server';
+import { DUMMY_CREDENTIALS_ENV, TEST_REGION } from '../../scripts/local-aws/dynalite';
 import { prepareTaskArtifacts, startFunction, type Artifacts, type RunningFunction } from '../support/lambda-artifacts';
+import { useLocalAws } from '../support/local-aws';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PAYLOAD = Buffer.from('hello from an ES module').toString('base64');
@@ -42,37 +42,32 @@ const NAIVE = `import { SessionFactory } from 'asherah-layer';\nexport const han
 describe('the ES module sample in a Lambda-like runtime', () => {
   let bundle: string;
   let artifacts: Artifacts;
-  let dynamo: LocalDynamoDb;
-  let kms: KmsServer;
   let fn: RunningFunction | undefined;
-  const arn = keyArn(TEST_REGION);
 
-  beforeAll(async () => {
+  beforeAll(() => {
     bundle = bundleSample();
     artifacts = prepareTaskArtifacts({ 'handler.mjs': bundle, 'naive.mjs': NAIVE });
-    dynamo = await startDynalite();
-    kms = await KmsServer.start({ keys: [arn] });
   }, 120_000);
   afterEach(async () => {
     await fn?.stop();
     fn = undefined;
   });
-  afterAll(async () => {
-    await kms?.close();
-    await dynamo?.close();
+  afterAll(() => {
     artifacts?.dispose();
   });
+  // After the hooks above: started once the artifacts are laid out.
+  const aws = useLocalAws();
 
   const env = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
     ...DUMMY_CREDENTIALS_ENV,
     AWS_REGION: TEST_REGION,
     _HANDLER: 'handler.handler',
-    ASHERAH_DYNAMODB_ENDPOINT: dynamo.endpoint, // inside Lambda, fromEnv's metastore is DynamoDB
+    ASHERAH_DYNAMODB_ENDPOINT: aws.dynamo.endpoint, // inside Lambda, fromEnv's metastore is DynamoDB
     ...extra,
   });
 
   const keyIds = async () => {
-    const { Items } = await dynamo.client().send(new ScanCommand({ TableName: 'EncryptionKey' }));
+    const { Items } = await aws.dynamo.client().send(new ScanCommand({ TableName: 'EncryptionKey' }));
     return (Items ?? []).map((item) => item.Id!.S!).sort();
   };
 
@@ -108,17 +103,17 @@ describe('the ES module sample in a Lambda-like runtime', () => {
   });
 
   test('AWS KMS, as the stack deploys it: the pre-warm\'s GenerateDataKey happens in INIT, and no KMS call after', async () => {
-    kms.resetCounts();
+    aws.kms.resetCounts();
     fn = await startFunction(artifacts, env({
       ASHERAH_PRODUCT_ID: 'esm-sample', // other key ids than the static-key test's
-      ASHERAH_KMS_KEY_ARN: arn,
-      ASHERAH_KMS_ENDPOINT: kms.endpoint,
+      ASHERAH_KMS_KEY_ARN: aws.arn,
+      ASHERAH_KMS_ENDPOINT: aws.kms.endpoint,
       ASHERAH_PREWARM_PARTITIONS: 'tenant-1',
     }));
     await fn.initDone();
-    expect(kms.requests).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
+    expect(aws.kms.requests).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
     await roundTrip(fn, 'tenant-1');
-    expect(kms.requests).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
+    expect(aws.kms.requests).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
   });
 
   test('a bad event comes back with its error class', async () => {

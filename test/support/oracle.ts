@@ -291,3 +291,17 @@ export function resultData(result: OracleResult): Buffer {
   if (result.dataB64 === undefined) throw new Error(`oracle op failed: ${result.error?.message}\n${(result.logs ?? []).join('\n')}`);
   return Buffer.from(result.dataB64, 'base64');
 }
+
+/** One partition × payload list for both shared-store interop suites (SQLite, DynamoDB); `large`: each one's big payload. */
+export function interopCases(large: Record<string, Buffer>) {
+  const partitions = ['p1', 'user@example.com', 'ünïcødé-パーティション', 'a<&>b', 'acct_42'];
+  const payloads: Record<string, Buffer> = {
+    empty: Buffer.alloc(0),
+    text: Buffer.from('hello asherah'),
+    unicode: Buffer.from('héllo wörld — 世界 🦀 ﷺ'),
+    binary: Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+    ...large,
+  };
+  const cases = partitions.flatMap((partition) => Object.entries(payloads).map(([name, data]) => ({ partition, name, data })));
+  return { partitions, payloads, cases };
+}
