@@ -242,19 +242,6 @@ export class SecretArena {
 
   // ---- reporting and shutdown -----------------------------------------------------------------------------------
 
-  lockedBytes(): number {
-    return this.#placement.lockedBytes;
-  }
-
-  unlockedBytes(): number {
-    return this.#placement.unlockedBytes();
-  }
-
-  /** Bytes that can really be locked: the budget, or what the kernel allowed once mlock refused. */
-  lockBudgetBytes(): number {
-    return this.#placement.lockBudgetBytes();
-  }
-
   stats(): ArenaStats {
     const placement = this.#placement;
     const sealer = this.#sealer;
