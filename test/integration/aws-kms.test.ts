@@ -502,6 +502,25 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
     expect(await decrypt(reader.factory, 'p1', drr)).toBe('Go is case-insensitive');
   });
 
+  it('folds field names as Go does, beyond ASCII case: U+017F ſ matches s, U+212A (Kelvin) matches k', async () => {
+    const writer = setup();
+    const drr = await encrypt(writer.factory, 'p1', 'Go folds runes');
+    const folded = new MemoryMetastore();
+    for (const row of writer.metastore.rows()) {
+      const record = row.id.startsWith('_SK_')
+        ? {
+            ...row.record,
+            encryptedKey: Buffer.from(
+              envelopeText(row.record).replace('"kmsKeks"', '"\u212Am\u017FKeks"').replace(/"arn"/g, '"ARN"'),
+            ),
+          }
+        : row.record;
+      await folded.store(row.id, row.created, record);
+    }
+    const reader = setup({ metastore: folded });
+    expect(await decrypt(reader.factory, 'p1', drr)).toBe('Go folds runes');
+  });
+
   it('an SK written by the static KMS is not readable with AWS KMS: InvalidRecordError, no KMS call', async () => {
     const metastore = new MemoryMetastore();
     const staticSecrets = new SecretFactory();

@@ -3,7 +3,7 @@
 //
 //   {"encryptedKey":"<b64 AES-GCM(SK, dataKey)>","kmsKeks":[{"region":"…","arn":"…","encryptedKek":"<b64 blob>"}…]}
 import { InvalidRecordError } from '../errors.js';
-import { decodeStdBase64 } from '../go-json.js';
+import { decodeStdBase64, foldName } from '../go-json.js';
 
 /** The data key wrapped by one region's KMS key. */
 export interface RegionalKek {
@@ -56,10 +56,11 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
   return { encryptedKey, kmsKeks };
 }
 
+/** The field as Go's encoding/json finds it: the exact name, else one that matches under Go's case folding. */
 function field(object: Record<string, unknown>, name: string): unknown {
   if (Object.prototype.hasOwnProperty.call(object, name)) return object[name];
-  const folded = name.toLowerCase();
-  for (const key of Object.keys(object)) if (key.toLowerCase() === folded) return object[key];
+  const folded = foldName(name);
+  for (const key of Object.keys(object)) if (foldName(key) === folded) return object[key];
   return undefined;
 }
 
