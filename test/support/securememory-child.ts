@@ -6,10 +6,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { MessageChannel } from 'node:worker_threads';
 import { SecretFactory, type Secret } from '../../layer/src/index';
 import { readLockedBytes } from '../../layer/src/securememory/limits';
 import { SecretArena } from '../../layer/src/securememory/secret-arena';
-import { loadNative } from '../../layer/src/securememory/native';
+import { loadNative, type NativeMemory } from '../../layer/src/securememory/native';
 
 const known = (seed: string) => createHash('sha256').update(seed).digest();
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -57,7 +60,120 @@ function attempt(print: () => string | undefined): string {
   }
 }
 
+type Move = (view: Uint8Array) => ArrayBuffer | Promise<ArrayBuffer> | undefined;
+
+/** ArrayBuffer.prototype[name] (Node 22+), or on Node 20 the one a vm context has behind V8's flag. */
+function arrayBufferMethod(name: 'transfer' | 'transferToFixedLength' | 'resize'): (this: ArrayBuffer, n?: number) => ArrayBuffer {
+  const own = (ArrayBuffer.prototype as unknown as Record<string, unknown>)[name];
+  if (typeof own === 'function') return own as never;
+  setFlagsFromString('--harmony-rab-gsab-transfer');
+  try {
+    return runInNewContext(`ArrayBuffer.prototype.${name}`) as never;
+  } finally {
+    setFlagsFromString('--no-harmony-rab-gsab-transfer');
+  }
+}
+
+/** Every way a callback can try to move its view's ArrayBuffer out of withBytes. */
+const MOVES: Record<string, Move> = {
+  transfer: (view) => arrayBufferMethod('transfer').call(view.buffer as ArrayBuffer),
+  'transfer(same length)': (view) => arrayBufferMethod('transfer').call(view.buffer as ArrayBuffer, view.length),
+  'transfer(longer)': (view) => arrayBufferMethod('transfer').call(view.buffer as ArrayBuffer, view.length * 2),
+  transferToFixedLength: (view) => arrayBufferMethod('transferToFixedLength').call(view.buffer as ArrayBuffer),
+  resize: (view) => arrayBufferMethod('resize').call(view.buffer as ArrayBuffer, view.length * 2),
+  'structuredClone with a transfer list': (view) =>
+    structuredClone(view.buffer as ArrayBuffer, { transfer: [view.buffer as ArrayBuffer] }),
+  'postMessage with a transfer list': (view) => {
+    const { port1, port2 } = new MessageChannel();
+    const received = new Promise<ArrayBuffer>((resolve) => port2.once('message', resolve));
+    try {
+      port1.postMessage(view.buffer, [view.buffer as ArrayBuffer]);
+    } catch (err) {
+      port2.close();
+      throw err;
+    } finally {
+      port1.close();
+    }
+    return received.finally(() => port2.close()) as Promise<ArrayBuffer>;
+  },
+};
+
+/** What a buffer shows: zeros, one of the named secrets, or something else; 'none' if there is no buffer. */
+function shows(buffer: ArrayBuffer | undefined, secrets: Record<string, Buffer>): string {
+  if (buffer === undefined) return 'none';
+  const bytes = Buffer.from(new Uint8Array(buffer).slice(0, 32));
+  if (bytes.length === 0) return 'empty';
+  if (bytes.every((b) => b === 0)) return 'zeros';
+  for (const [name, key] of Object.entries(secrets)) if (bytes.equals(key)) return name;
+  return 'other';
+}
+
+/**
+ * A callback moves its view out with `move`; then its secret is closed, a new one takes its unit, the turn ends,
+ * and the arena shuts down. What the moved buffer shows at each step, and whether every secret stayed intact.
+ */
+async function movedView(move: Move, native: NativeMemory) {
+  const warnings: string[] = [];
+  const arena = new SecretArena({ logger: { warn: (message) => warnings.push(message) } }, native);
+  const factory = new SecretFactory({ arena });
+  const keys = { victim: known('victim'), neighbour: known('neighbour'), next: known('next') };
+  // createFrom zeroes what it is given: pass copies.
+  const neighbour = factory.createFrom(Buffer.from(keys.neighbour));
+  const victim = factory.createFrom(Buffer.from(keys.victim));
+  let outerIntact = true;
+  let pending: ArrayBuffer | Promise<ArrayBuffer> | undefined;
+  let threw = 'nothing';
+  // Nested in a neighbour's call: the callback outlives the inner call's relocation of the page they share.
+  neighbour.withBytes((outer) => {
+    victim.withBytes((view) => {
+      try {
+        pending = move(view);
+      } catch (err) {
+        threw = (err as Error).name;
+      }
+    });
+    outerIntact = outer.length === 0 || Buffer.from(outer).equals(keys.neighbour);
+  });
+  const moved = await pending;
+  const afterCall = shows(moved, keys);
+  const victimIntact = victim.withBytes((b) => Buffer.from(b).equals(keys.victim));
+  victim.close();
+  const next = factory.createFrom(Buffer.from(keys.next));
+  next.withBytes(() => undefined);
+  const afterReuse = shows(moved, keys);
+  // Writes through the moved buffer must land nowhere a secret lives.
+  if (moved !== undefined) new Uint8Array(moved).fill(0xff);
+  const othersIntact =
+    neighbour.withBytes((b) => Buffer.from(b).equals(keys.neighbour)) &&
+    next.withBytes((b) => Buffer.from(b).equals(keys.next));
+  await nextTurn();
+  const nextTurnRead = moved === undefined ? 'none' : String(new Uint8Array(moved)[0]);
+  factory.close();
+  arena.shutdown();
+  const afterShutdown = moved === undefined ? 'none' : String(new Uint8Array(moved)[0]);
+  return {
+    threw, afterCall, afterReuse, nextTurnRead, afterShutdown, outerIntact, victimIntact, othersIntact,
+    warned: warnings.some((w) => w.includes('moved out of its call')),
+  };
+}
+
 const scenarios: Record<string, () => unknown> = {
+  /** Each way of moving a view, with the kernel's mremap and with the copy used where mremap cannot move pages. */
+  async 'moved-views'() {
+    const native = loadNative();
+    const withoutMremap: NativeMemory = { ...native, moveLeavingZeros: () => false };
+    const uncaught: string[] = [];
+    process.on('uncaughtException', (err) => uncaught.push(`${err.name}: ${err.message}`));
+    const results: Record<string, unknown> = {};
+    for (const [name, move] of Object.entries(MOVES)) {
+      results[`${name} (mremap)`] = await movedView(move, native);
+      results[`${name} (copy)`] = await movedView(move, withoutMremap);
+    }
+    await nextTurn();
+    return { results, uncaught, nodeMajor: Number(process.versions.node.split('.')[0]) };
+  },
+
+
   /** Limit 0: a strict failure, then best-effort and strict again, from new factories and the same one. */
   'strict-failure'() {
     const strict = new SecretFactory();

@@ -1,6 +1,6 @@
 /**
  * The arena's record of one secret (the Secret class is its public face), shared by the arena's parts: placement
- * gives it units in a region, page windows hand out and detach its view, sealing moves its bytes out of locked
+ * gives it units in a region, page windows lend views of its bytes, sealing moves its bytes out of locked
  * memory and back. Plain data, so that the per-record path reads fields rather than calling accessors; it is only
  * ever held in private fields (Secret#allocation, the arena's lists), never reachable by enumeration.
  */
@@ -17,10 +17,6 @@ export interface Allocation {
   region: LockedRegion | null;
   first: number;
   readonly units: number;
-  /** The view handed to withBytes in this turn: made on first use, detached when the pages close. */
-  view: Uint8Array | null;
-  /** Index in the arena's list of views handed out this turn, or -1. */
-  viewSlot: number;
   /** ciphertext‖tag‖nonce while sealed. */
   sealed: Buffer | null;
   pins: number;
@@ -39,8 +35,6 @@ export function newAllocation(length: number, id: number, strict: boolean): Allo
     region: null,
     first: 0,
     units: unitsFor(length),
-    view: null,
-    viewSlot: -1,
     sealed: null,
     pins: 0,
     referenced: true,

@@ -4,7 +4,7 @@
  * 64-byte units that the arena hands out. Zeroed before munlock and munmap.
  */
 import { randomFillSync } from 'node:crypto';
-import { forgetMapping, recordMapping } from './mapping-registry.js';
+import { forgetMapping, moveMapping, recordMapping } from './mapping-registry.js';
 import type { NativeMemory } from './native.js';
 
 /** Allocation granularity inside a region: a 32-byte key plus its 16-byte canary fits in one unit. */
@@ -20,7 +20,8 @@ export class LockedRegion {
   freeUnits: number;
   /** Where the search for a free unit starts: most allocations are one unit and land here. */
   private nextFree = 0;
-  readonly bytes: Uint8Array;
+  /** The data pages, for the arena's own use only: never handed out (withBytes gets a view of one secret). */
+  bytes: Uint8Array;
   /** Not secret: its only job is to be unpredictable to code that overruns a buffer. */
   readonly canary = randomFillSync(Buffer.alloc(CANARY_BYTES));
   /** Its entry in the process's mapping registry, for release by another thread if this one is terminated. */
@@ -28,11 +29,11 @@ export class LockedRegion {
 
   private constructor(
     private readonly native: NativeMemory,
-    private readonly base: bigint,
+    private base: bigint,
     private readonly mappedBytes: number,
-    readonly address: bigint,
+    public address: bigint,
     readonly dataBytes: number,
-    readonly locked: boolean,
+    public locked: boolean,
     readonly lockErrno: number,
     readonly dumpExcluded: boolean,
   ) {
@@ -70,6 +71,47 @@ export class LockedRegion {
    */
   viewOf(start: number, length: number): Uint8Array {
     return new Uint8Array(this.native.view(this.address + BigInt(start), length));
+  }
+
+  /**
+   * Moves the data pages, with their contents, to a new address, and leaves at the old one fresh pages that read
+   * zeros, unlocked and mapped for good: for when a view of these pages escaped (a withBytes view transferred to
+   * an ArrayBuffer the library cannot reach), so that whatever holds it reads zeros, never a later secret. The
+   * region must be open. Where the kernel cannot move pages (mremap), they are copied; if the copy cannot be
+   * locked the region becomes unlocked (`locked` false) and the caller accounts for it.
+   */
+  relocate(): void {
+    const native = this.native;
+    const page = BigInt(native.pageSize);
+    const from = this.address;
+    const base = native.map(this.mappedBytes);
+    const to = base + page;
+    try {
+      native.protectNone(base, native.pageSize);
+      native.protectNone(to + BigInt(this.dataBytes), native.pageSize);
+      if (!native.moveLeavingZeros(from, this.dataBytes, to)) this.copyTo(to);
+    } catch (err) {
+      native.unmap(base, this.mappedBytes);
+      throw err;
+    }
+    // The old mapping (guard pages and zeros) is never unmapped: the escaped view may still read it.
+    this.native.detach(this.bytes.buffer as ArrayBuffer);
+    this.base = base;
+    this.address = to;
+    this.bytes = new Uint8Array(native.view(to, this.dataBytes));
+    moveMapping(this.registrySlot, base, this.locked);
+  }
+
+  /** relocate() without mremap: copy the open pages to `to`, lock the copy if these were, zero the old ones. */
+  private copyTo(to: bigint): void {
+    const native = this.native;
+    native.excludeFromCoreDumps(to, this.dataBytes);
+    const lockedCopy = this.locked && native.lock(to, this.dataBytes) === 0;
+    new Uint8Array(native.view(to, this.dataBytes)).set(this.bytes);
+    native.zero(this.address, this.dataBytes);
+    if (this.locked) native.unlock(this.address, this.dataBytes);
+    native.replaceWithZeros(this.address, this.dataBytes);
+    this.locked = lockedCopy;
   }
 
   open(): void {

@@ -1,12 +1,13 @@
 /**
- * When key pages are readable, and what a kept view can reach. Pages are PROT_NONE except during the turn of the
- * event loop in which a secret in them is read or written: the first access opens the page and schedules a
+ * When key pages are readable, and what a view handed out can reach. Pages are PROT_NONE except during the turn of
+ * the event loop in which a secret in them is read or written: the first access opens the page and schedules a
  * setImmediate that closes every open page. That keeps mprotect off the per-record path (one pair per page per
  * turn, not per access) while an idle process has no readable key page.
  *
- * The view a secret hands out covers its own bytes only, is made on its first read in a turn, and is detached
- * (zero-length) when the turn's pages close or the secret's bytes move, so a kept view never reaches a closed page
- * or another secret.
+ * A view lent to withBytes covers its secret's bytes only and is detached (zero-length) as the call returns. If
+ * the callback moved it instead (ArrayBuffer transfer, or a transfer list), some buffer the library cannot reach
+ * now points into the page: the page is relocated, leaving zeros behind (LockedRegion.relocate), so that buffer
+ * never reads a secret.
  */
 import type { Allocation } from './allocation.js';
 import { UNIT_BYTES as UNIT, type LockedRegion } from './locked-region.js';
@@ -21,8 +22,8 @@ export class PageWindows {
   readonly #mapped: ReadonlySet<LockedRegion>;
   readonly #openRegions: LockedRegion[] = [];
   #closeScheduled = false;
-  /** Allocations given a view in this turn. */
-  readonly #viewed: Allocation[] = [];
+  /** Views lent to withBytes calls in progress (more than one when calls nest). */
+  readonly #lent: { view: Uint8Array; region: LockedRegion }[] = [];
 
   constructor(native: NativeMemory, mapped: ReadonlySet<LockedRegion>) {
     this.#native = native;
@@ -50,50 +51,51 @@ export class PageWindows {
     }
   }
 
-  /** The allocation's view for this turn, over its own bytes only; its page must be open. */
-  viewOf(a: Allocation): Uint8Array {
-    const view = a.region!.viewOf(a.first * UNIT_BYTES, a.length);
-    a.view = view;
-    a.viewSlot = this.#viewed.length;
-    this.#viewed.push(a);
+  /** A view of the allocation's bytes alone for one withBytes call; its page must be open. Give it back after. */
+  lend(a: Allocation): Uint8Array {
+    const region = a.region!;
+    const view = region.viewOf(a.first * UNIT_BYTES, a.length);
+    this.#lent.push({ view, region });
     return view;
   }
 
-  /** Ends the turn's window: detaches the views handed out and closes every page opened since the last call. */
+  /**
+   * Detaches a view lent for a call that has returned. Returns the region to relocate if the view was moved out
+   * (it is detached, yet the library did not detach it), else undefined.
+   */
+  takeBack(a: Allocation, view: Uint8Array): LockedRegion | undefined {
+    const lent = this.#lent;
+    // Calls nest, so the view is almost always the last one lent.
+    for (let i = lent.length - 1; i >= 0; i--) {
+      if (lent[i].view === view) {
+        lent.splice(i, 1);
+        break;
+      }
+    }
+    // A view of a secret of length 0 reaches no byte: nothing can escape through it.
+    if (a.length > 0 && view.buffer.byteLength === 0) return a.region ?? undefined;
+    this.#native.detach(view.buffer as ArrayBuffer);
+    return undefined;
+  }
+
+  /** Before `region`'s pages move: views still lent over it (calls in progress around this one) are detached. */
+  detachLentOver(region: LockedRegion): void {
+    for (const lent of this.#lent) if (lent.region === region) this.#native.detach(lent.view.buffer as ArrayBuffer);
+  }
+
+  /** Ends the turn's window: closes every page opened since the last call. Never throws. */
   closeOpenRegions(): void {
     this.#closeScheduled = false;
-    this.#dropAllViews();
     const open = this.#openRegions.splice(0);
     for (const region of open) if (region.isOpen && this.#mapped.has(region)) region.close();
   }
 
   readonly #endTurn = (): void => this.closeOpenRegions();
 
-  /** Detaches the allocation's view, if it has one: its bytes are about to move or be zeroed. */
-  dropView(a: Allocation): void {
-    const view = a.view;
-    if (view === null) return;
-    a.view = null;
-    // Out of the turn's list at once (swap-remove): a turn that never yields (a loop of warm encrypts awaiting
-    // only resolved promises) frees as many secrets as it views, and the list must not grow with them.
-    const viewed = this.#viewed;
-    const last = viewed.pop()!;
-    if (last !== a) {
-      viewed[a.viewSlot] = last;
-      last.viewSlot = a.viewSlot;
-    }
-    a.viewSlot = -1;
-    this.#native.detach(view.buffer as ArrayBuffer);
-  }
-
-  /** At shutdown: every view handed out is detached, and nothing is left to close (the regions are unmapped). */
+  /** At shutdown: every view still lent is detached, and nothing is left to close (the regions are unmapped). */
   shutdown(): void {
-    this.#dropAllViews();
+    for (const { view } of this.#lent.splice(0)) this.#native.detach(view.buffer as ArrayBuffer);
     this.#openRegions.length = 0;
-  }
-
-  #dropAllViews(): void {
-    while (this.#viewed.length > 0) this.dropView(this.#viewed[this.#viewed.length - 1]);
   }
 }
 

@@ -13,6 +13,7 @@ import { MemlockLimitError, SecureMemoryError } from './errors.js';
 import { lockableBytes, type MemlockFacts } from './limits.js';
 import { processLockBudget, type LockBudget } from './lock-budget.js';
 import { CANARY_BYTES as CANARY, LockedRegion, UNIT_BYTES as UNIT } from './locked-region.js';
+import { reclaimStopped } from './mapping-registry.js';
 import type { NativeMemory } from './native.js';
 import type { PageWindows } from './page-windows.js';
 import type { SecureMemoryLogger } from './secret-arena.js';
@@ -58,6 +59,8 @@ export class Placement {
   #lockFailureErrno = 0;
   /** Date.now() of the last refused mlock, 0 once one succeeds. */
   #lockRefusedAt = 0;
+  /** Date.now() of the last search for pages left by stopped threads. */
+  #reclaimedAt = 0;
   readonly #warnedUnlocked = new Set<UnlockedReason>();
 
   constructor(options: PlacementOptions) {
@@ -128,13 +131,11 @@ export class Placement {
   }
 
   /**
-   * Zeroes the allocation's units and gives them back (its view detached first). An emptied region is unmapped if
+   * Zeroes the allocation's units and gives them back. An emptied region is unmapped if
    * `mayDropRegion` and another empty one is kept. Throws SecureMemoryError if the canary was overwritten.
    */
   release(a: Allocation, mayDropRegion: boolean): void {
     const region = a.region!;
-    // Its bytes are zeroed and the units reused by another secret: a kept view must not reach them.
-    this.#windows.dropView(a);
     this.#windows.ensureOpen(region);
     const start = a.first * UNIT_BYTES;
     const canaryIntact = equalBytes(region.bytes, start + a.length, region.canary);
@@ -184,6 +185,12 @@ export class Placement {
     return new MemlockLimitError(this.#limitBytes(), pages * this.pageSize, detail + unlocked);
   }
 
+  /** A relocated region could not be locked again (LockedRegion.relocate without mremap): count it as unlocked. */
+  lostLock(region: LockedRegion): void {
+    this.#lockedBytes -= region.dataBytes;
+    this.#budget.release(region.dataBytes);
+  }
+
   /** Zeroes, unlocks and unmaps every region and gives the locked bytes back to the process budget. */
   shutdown(): void {
     for (const region of this.#regions) region.release();
@@ -201,7 +208,11 @@ export class Placement {
     // After a refusal, other code may unlock memory at any time: ask again now and then, or when an error would
     // follow, but not on every allocation (that would put system calls on the per-record path).
     if (!force && this.#lockRefusedAt !== 0 && Date.now() - this.#lockRefusedAt < LOCK_RETRY_MS) return undefined;
-    if (!this.#budget.reserve(bytes, this.#processCap)) return undefined;
+    if (!this.#budget.reserve(bytes, this.#processCap)) {
+      // The budget may be held by pages of threads that stopped without a word (a worker's own workers, when it
+      // was terminated): give those back, then try once more.
+      if (!this.#reclaimStopped(force) || !this.#budget.reserve(bytes, this.#processCap)) return undefined;
+    }
     let region: LockedRegion;
     try {
       region = LockedRegion.create(this.#native, pages, true);
@@ -219,6 +230,14 @@ export class Placement {
     this.#lockFailureErrno = region.lockErrno;
     this.#lockRefusedAt = Date.now();
     return undefined;
+  }
+
+  /** reclaimStopped(), at most once per LOCK_RETRY_MS unless `force`: it scans the whole mapping table. */
+  #reclaimStopped(force: boolean): boolean {
+    const now = Date.now();
+    if (!force && now - this.#reclaimedAt < LOCK_RETRY_MS) return false;
+    this.#reclaimedAt = now;
+    return reclaimStopped() > 0;
   }
 
   #nothingLockable(bytes: number): MemlockLimitError {

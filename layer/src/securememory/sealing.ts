@@ -153,12 +153,9 @@ export class Sealer {
     this.#wrapKey = wrap;
   }
 
-  /** At shutdown: resident secrets lose their views and their place (the regions are about to be unmapped). */
+  /** At shutdown: resident secrets lose their place (the regions are about to be unmapped). */
   shutdown(): void {
-    for (const a of this.#resident) {
-      this.#windows.dropView(a);
-      a.region = null;
-    }
+    for (const a of this.#resident) a.region = null;
     this.#resident.length = 0;
     this.#wrapKey = undefined;
   }

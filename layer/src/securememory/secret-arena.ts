@@ -83,10 +83,12 @@ export class SecretArena {
   #nextId = 1;
   readonly #counters = { allocated: 0, inUse: 0 };
   readonly #coreDumpsDisabled: boolean;
+  readonly #logger: SecureMemoryLogger;
   #closed = false;
 
   constructor(options: ArenaOptions = {}, native: NativeMemory = loadNative()) {
     const logger = options.logger ?? consoleLogger;
+    this.#logger = logger;
     if (options.disableCoreDumps ?? true) native.disableCoreDumps();
     const facts = readMemlockFacts(native);
     this.#coreDumpsDisabled = facts.coreSoft === 0;
@@ -131,11 +133,31 @@ export class SecretArena {
 
   /**
    * Makes the allocation resident and its page readable for the rest of this turn; returns a view of its bytes
-   * alone, valid until the turn's pages close (or the bytes move: seal, free, shutdown).
+   * alone for one withBytes call, to be given back (giveBack) as the call returns.
    */
   access(a: Allocation): Uint8Array {
     this.#makeReadable(a);
-    return a.view ?? this.#windows.viewOf(a);
+    return this.#windows.lend(a);
+  }
+
+  /**
+   * Detaches the view of a withBytes call that has returned. If the callback moved the view out (transferred its
+   * ArrayBuffer), the page is relocated first, leaving zeros where the moved buffer points.
+   */
+  giveBack(a: Allocation, view: Uint8Array): void {
+    const windows = this.#windows;
+    const region = windows.takeBack(a, view);
+    if (region === undefined || this.#closed) return;
+    windows.detachLentOver(region);
+    windows.ensureOpen(region);
+    const wasLocked = region.locked;
+    region.relocate();
+    if (wasLocked && !region.locked) this.#placement.lostLock(region);
+    this.#logger.warn(
+      'secure memory: a withBytes view was moved out of its call (its ArrayBuffer transferred); the page was ' +
+        'relocated and the moved buffer reads zeros. Copy the bytes you need inside the callback instead',
+      { relocatedBytes: region.dataBytes, stillLocked: region.locked },
+    );
   }
 
   /**
@@ -184,7 +206,7 @@ export class SecretArena {
     this.#windows.ensureOpen(region);
   }
 
-  /** Ends the turn's window: detaches the views handed out and closes every page opened since the last call. */
+  /** Ends the turn's window: closes every page opened since the last call. */
   closeOpenRegions(): void {
     this.#windows.closeOpenRegions();
   }
@@ -266,7 +288,7 @@ export class SecretArena {
 
   /**
    * Zeroes, unlocks and unmaps every page and gives them back to the process budget. Secrets still open become
-   * unusable (their use is a typed error), and every view handed out is detached first.
+   * unusable (their use is a typed error), and every view still lent is detached first.
    */
   shutdown(): void {
     if (this.#closed) return;

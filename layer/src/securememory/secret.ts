@@ -66,8 +66,9 @@ export class Secret {
   /**
    * Calls `fn` with a zero-copy view of the secret's locked memory and returns what it returns. The view covers
    * this secret's bytes only and is valid only during the call: do not keep it, copy it into a Buffer, or use it
-   * after `fn` returns. A kept view is detached (zero-length) once the turn's pages close or the secret's bytes
-   * move. Treat the bytes as read-only. `fn` must be synchronous: async and generator functions are refused.
+   * after `fn` returns. It is detached (zero-length) as the call returns; if `fn` transferred its ArrayBuffer
+   * away, the page is relocated and the moved buffer reads zeros. Treat the bytes as read-only. `fn` must be
+   * synchronous: async and generator functions are refused.
    */
   withBytes<T>(fn: (bytes: Uint8Array) => T): T {
     if (this.#closed) throw closedError();
@@ -85,8 +86,7 @@ export class Secret {
     if (this.#closed) throw closedError();
     const allocation = this.#allocation;
     const arena = this.#arena;
-    // Fast path (the per-record case): its view already made in this turn, which means its page is open.
-    const bytes = internal ? arena.accessForCrypto(allocation) : (allocation.view ?? arena.access(allocation));
+    const bytes = internal ? arena.accessForCrypto(allocation) : arena.access(allocation);
     allocation.referenced = true;
     allocation.pins++;
     arena.reads++;
@@ -94,8 +94,13 @@ export class Secret {
       return fn(bytes);
     } finally {
       arena.reads--;
-      if (--allocation.pins === 0 && this.#releasePending) this.#release();
-      if (this.#perAccess) arena.settle();
+      try {
+        // Before any release: the view must be detached (or its page relocated) while the bytes are still there.
+        if (!internal) arena.giveBack(allocation, bytes);
+      } finally {
+        if (--allocation.pins === 0 && this.#releasePending) this.#release();
+        if (this.#perAccess) arena.settle();
+      }
     }
   }
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as publicApi from '../../../layer/src/index';
 import { SecretFactory, SecureMemoryError, type Secret } from '../../../layer/src/index';
-import { allocationOf, withKeyBytes } from '../../../layer/src/securememory/secret';
+import { withKeyBytes } from '../../../layer/src/securememory/secret';
 
 describe('Secret', () => {
   let factory: SecretFactory;
@@ -141,14 +141,17 @@ describe('Secret', () => {
   });
 
   describe("withKeyBytes (for the library's own AES calls)", () => {
-    test('reads the same bytes as withBytes, with no per-secret view made or kept', () => {
+    test("reads the same bytes as withBytes, whose view is the secret's own and detached as the call returns", () => {
       const key = randomBytes(32);
       const secret = factory.createFrom(Buffer.from(key));
       expect(withKeyBytes(secret, (bytes) => Buffer.compare(bytes, key))).toBe(0);
-      expect(allocationOf(secret).view).toBeNull();
-      // withBytes still hands users a view of their own bytes only.
-      secret.withBytes((bytes) => expect(bytes.buffer.byteLength).toBe(32));
-      expect(allocationOf(secret).view).not.toBeNull();
+      let kept: Uint8Array | undefined;
+      secret.withBytes((bytes) => {
+        expect(bytes.buffer.byteLength).toBe(32);
+        kept = bytes;
+      });
+      expect(kept!.buffer.byteLength).toBe(0);
+      expect(secret.withBytes((bytes) => Buffer.compare(bytes, key))).toBe(0);
     });
 
     test('a closed secret is a SecureMemoryError, and close() inside the call waits for it to return', () => {
