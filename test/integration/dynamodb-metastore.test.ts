@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  CreateTableCommand,
   GetItemCommand,
   PutItemCommand,
   ScanCommand,
@@ -208,6 +209,45 @@ describe('DynamoDbMetastore on dynalite', () => {
     }
   });
 
+  test.each([
+    ['keyed by Id alone', [{ AttributeName: 'Id', KeyType: 'HASH' }], [{ AttributeName: 'Id', AttributeType: 'S' }]],
+    [
+      'with Created a String',
+      [{ AttributeName: 'Id', KeyType: 'HASH' }, { AttributeName: 'Created', KeyType: 'RANGE' }],
+      [{ AttributeName: 'Id', AttributeType: 'S' }, { AttributeName: 'Created', AttributeType: 'S' }],
+    ],
+    [
+      'with another sort key',
+      [{ AttributeName: 'Id', KeyType: 'HASH' }, { AttributeName: 'Version', KeyType: 'RANGE' }],
+      [{ AttributeName: 'Id', AttributeType: 'S' }, { AttributeName: 'Version', AttributeType: 'N' }],
+    ],
+  ] as const)('a table %s is refused before the first write, with the schema to use; nothing is written', async (_, keySchema, attributes) => {
+    const table = `WrongSchema_${keySchema.length}_${attributes[attributes.length - 1].AttributeType}_${keySchema[keySchema.length - 1].AttributeName}`;
+    await local.client.send(
+      new CreateTableCommand({
+        TableName: table,
+        KeySchema: keySchema.map((k) => ({ ...k })),
+        AttributeDefinitions: attributes.map((a) => ({ ...a })),
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    );
+    // Directly, and through a SessionFactory (which would otherwise write the SK and IK and encrypt).
+    const metastore = new DynamoDbMetastore(local.client, { tableName: table });
+    const direct = await metastore.store(SK_ID, T0, skRecord(T0)).catch((e: unknown) => e);
+    const t = testFactory({ metastore: new DynamoDbMetastore(local.client, { tableName: table }) });
+    const viaSession = await t.factory.getSession('p1').encrypt(Buffer.from('lost')).catch((e: unknown) => e);
+    await t.close();
+    for (const err of [direct, viaSession]) {
+      expect(err).toBeInstanceOf(MetastoreError);
+      expect((err as Error).message).toMatch(
+        new RegExp(`table "${table}": could not check the table's key schema before the first write \\(GetItem\\): the table's key schema is not Asherah's \\(ValidationException: .*\\); nothing was written\\. Asherah needs partition key Id \\(String, HASH\\) and sort key Created \\(Number, RANGE\\)`),
+      );
+      expect((err as Error).message).toContain('--key-schema AttributeName=Id,KeyType=HASH AttributeName=Created,KeyType=RANGE');
+    }
+    const { Items = [] } = await local.client.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
+    expect(Items).toEqual([]);
+  });
+
   test('an unreachable endpoint is a MetastoreError that says DynamoDB could not be reached', async () => {
     const closed = createServer();
     closed.listen(0, '127.0.0.1');
@@ -301,8 +341,9 @@ describe('a SessionFactory on the DynamoDB metastore', () => {
     try {
       let before = calls();
       const record = await writer.factory.getSession('p1').encrypt(Buffer.from('hello dynamodb'));
-      // Cold encrypt on an empty table: latest IK (none), latest SK (none), KMS wraps a new SK, store SK, store IK.
-      expect(since(before)).toEqual({ QueryCommand: 2, PutItemCommand: 2 });
+      // Cold encrypt on an empty table: latest IK (none), latest SK (none), KMS wraps a new SK, the key-schema check
+      // before the first write, store SK, store IK.
+      expect(since(before)).toEqual({ QueryCommand: 2, GetItemCommand: 1, PutItemCommand: 2 });
       expect(writer.factory.metrics()).toMatchObject({ kmsEncryptKeyCalls: 1, kmsDecryptKeyCalls: 0, metastoreCalls: 4 });
       drr = encodeDataRowRecord(record);
 
@@ -360,10 +401,10 @@ describe('a SessionFactory on the DynamoDB metastore', () => {
 });
 
 /**
- * A local HTTP proxy in front of dynalite that answers the first `failures` requests with a DynamoDB error (HTTP
- * 400 JSON, as the service sends it) and forwards the rest.
+ * A local HTTP proxy in front of dynalite that answers the first `failures` requests (of operation `only`, if
+ * given) with a DynamoDB error (HTTP 400 JSON, as the service sends it) and forwards the rest.
  */
-async function faultyProxy(target: string, failures: number, errorType: string, message: string) {
+async function faultyProxy(target: string, failures: number, errorType: string, message: string, only?: string) {
   const seen: string[] = [];
   let remaining = failures;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -371,7 +412,7 @@ async function faultyProxy(target: string, failures: number, errorType: string, 
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const operation = String(req.headers['x-amz-target'] ?? '').replace('DynamoDB_20120810.', '');
-      if (remaining > 0) {
+      if (remaining > 0 && (only === undefined || operation === only)) {
         remaining--;
         seen.push(`${operation}:${errorType}`);
         res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': `proxy-${seen.length}` });
@@ -406,12 +447,13 @@ const THROTTLE_MESSAGE = 'The level of configured provisioned throughput for the
 describe('errors DynamoDB returns, through a proxy', () => {
   test('throttling that clears within the SDK\'s retries is invisible: the store succeeds', async () => {
     const table = await newTable();
-    const proxy = await faultyProxy(local.dynamo.endpoint, 2, THROTTLED, THROTTLE_MESSAGE);
+    const proxy = await faultyProxy(local.dynamo.endpoint, 2, THROTTLED, THROTTLE_MESSAGE, 'PutItem');
     try {
       const throttled = local.dynamo.client('us-west-2', { endpoint: proxy.endpoint, maxAttempts: 3 });
       const metastore = new DynamoDbMetastore(throttled, { tableName: table });
       expect(await metastore.store(SK_ID, T0, skRecord(T0))).toBe(true);
-      expect(proxy.seen).toEqual([`PutItem:${THROTTLED}`, `PutItem:${THROTTLED}`, 'PutItem']);
+      // The key-schema check (a GetItem), then the put, throttled twice.
+      expect(proxy.seen).toEqual(['GetItem', `PutItem:${THROTTLED}`, `PutItem:${THROTTLED}`, 'PutItem']);
       expect(await metastore.load(SK_ID, T0)).toEqual(skRecord(T0));
     } finally {
       await proxy.close();
@@ -420,7 +462,7 @@ describe('errors DynamoDB returns, through a proxy', () => {
 
   test('throttling that never clears is a MetastoreError after the SDK\'s attempts, and nothing is written', async () => {
     const table = await newTable();
-    const proxy = await faultyProxy(local.dynamo.endpoint, Number.POSITIVE_INFINITY, THROTTLED, THROTTLE_MESSAGE);
+    const proxy = await faultyProxy(local.dynamo.endpoint, Number.POSITIVE_INFINITY, THROTTLED, THROTTLE_MESSAGE, 'PutItem');
     try {
       const throttled = local.dynamo.client('us-west-2', { endpoint: proxy.endpoint, maxAttempts: 2 });
       const metastore = new DynamoDbMetastore(throttled, { tableName: table });
@@ -430,8 +472,7 @@ describe('errors DynamoDB returns, through a proxy', () => {
         new RegExp(`could not store a key record \\(PutItem\\) after 2 attempts \\(${THROTTLED}: ${THROTTLE_MESSAGE}\\); DynamoDB throttled`),
       );
       expect(((err as Error).cause as Error).name).toBe(THROTTLED);
-      expect(proxy.seen).toEqual([`PutItem:${THROTTLED}`, `PutItem:${THROTTLED}`]);
-      await expect(metastore.loadLatest(SK_ID)).rejects.toThrow(/could not load the latest key record \(Query\) after 2 attempts/);
+      expect(proxy.seen).toEqual(['GetItem', `PutItem:${THROTTLED}`, `PutItem:${THROTTLED}`]);
     } finally {
       await proxy.close();
     }

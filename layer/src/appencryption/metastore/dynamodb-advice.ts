@@ -3,13 +3,30 @@
 
 /** How to create the table Asherah needs (the create-table example of Asherah's docs, docs/wire-format.md §3.4). */
 function createTableHint(tableName: string): string {
+  return `${createTableCommand(tableName)}, or point tableName and the client's region at the table that exists`;
+}
+
+function createTableCommand(tableName: string): string {
   return (
     'create it with partition key Id (String) and sort key Created (Number), e.g. `aws dynamodb create-table ' +
     `--table-name ${tableName} --attribute-definitions AttributeName=Id,AttributeType=S ` +
     'AttributeName=Created,AttributeType=N --key-schema AttributeName=Id,KeyType=HASH ' +
-    'AttributeName=Created,KeyType=RANGE --billing-mode PAY_PER_REQUEST`, or point tableName and the client\'s ' +
-    'region at the table that exists'
+    'AttributeName=Created,KeyType=RANGE --billing-mode PAY_PER_REQUEST`'
   );
+}
+
+/** What to do when the table is keyed otherwise than Asherah's. */
+export const KEY_SCHEMA_ADVICE = (tableName: string): string =>
+  'Asherah needs partition key Id (String, HASH) and sort key Created (Number, RANGE), and a key schema cannot be ' +
+  `changed in place: point tableName at a table keyed that way, or ${createTableCommand(tableName).replace('create it', 'create one')} ` +
+  'and copy the items over (each keeps its Id and Created)';
+
+/**
+ * DynamoDB's answer to a key that does not fit the table's key schema (missing or extra key attribute, or one of
+ * another type). Other ValidationExceptions (an item too large, say) are not a schema problem.
+ */
+export function isKeySchemaMismatch(err: unknown): boolean {
+  return errorName(err) === 'ValidationException' && /key element does not match the schema/i.test(messageOf(err));
 }
 
 export function errorName(err: unknown): string | undefined {

@@ -7,7 +7,7 @@ import { InvalidRecordError, MetastoreError } from '../errors.js';
 import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
 import { decodeEnvelopeKeyRecord, type EnvelopeKeyRecord } from '../record-codec.js';
-import { advice, errorName, messageOf } from './dynamodb-advice.js';
+import { advice, errorName, isKeySchemaMismatch, KEY_SCHEMA_ADVICE, messageOf } from './dynamodb-advice.js';
 import { attributeType, checkCreated, describeItem, encodeKeyRecord, mapToPlain, type Item } from './dynamodb-item.js';
 
 // Asherah's DynamoDB metastore, item for item (docs/wire-format.md §3.4; Go plugins/aws-v2/dynamodb/metastore;
@@ -19,6 +19,9 @@ import { attributeType, checkCreated, describeItem, encodeKeyRecord, mapToPlain,
 // only for IKs. We read what Go, Java and Rust write: Java's explicit `Revoked: false` (docs/wire-format.md §10), a
 // NULL Revoked (read as false, as Go does), and KeyRecord field names in any case (the record codec's rules,
 // docs/wire-format.md §3.6).
+// Before its first write, a metastore checks that the table's key schema is exactly that (a GetItem by the full
+// key): on a table keyed by Id alone, PutItem would succeed and every GetItem fail, so records would be readable
+// only from the writer's cache, and no key could ever rotate (the conditional put fails on the existing Id).
 // Numbers must be N attributes holding integers; an S "Created" is rejected, as the Rust binding rejects it. The item
 // encoding is in dynamodb-item.ts, the advice a failed call's MetastoreError carries in dynamodb-advice.ts.
 //
@@ -62,6 +65,8 @@ export class DynamoDbMetastore implements Metastore {
   readonly tableName: string;
   private readonly suffix: string | undefined;
   private readonly sdk: DynamoDbSdk;
+  /** Settles once the table's key schema was found to be Asherah's; checked before the first write. */
+  private schemaChecked: Promise<void> | undefined;
 
   /**
    * Builds the metastore, resolving `regionSuffix: true` to the client's region first (the SessionFactory reads
@@ -181,6 +186,7 @@ export class DynamoDbMetastore implements Metastore {
           'each key record under its own Created (this is a bug in the caller)',
       );
     }
+    await this.checkSchema(id, rangeKey);
     const command = new this.sdk.PutItemCommand({
       TableName: this.tableName,
       Item: { Id: { S: id }, Created: { N: rangeKey }, KeyRecord: { M: keyRecord } },
@@ -198,6 +204,34 @@ export class DynamoDbMetastore implements Metastore {
       // says why.
       if (errorName(err) === 'ConditionalCheckFailedException') return false;
       throw await this.failure('store a key record (PutItem)', err);
+    }
+  }
+
+  /** Resolves once the table is known to be keyed as Asherah's is; a MetastoreError (and nothing written) if not. */
+  private checkSchema(id: string, rangeKey: string): Promise<void> {
+    this.schemaChecked ??= this.probeSchema(id, rangeKey).catch((err: unknown) => {
+      // Not remembered: the next write checks again (the table may have been fixed, or the network was down).
+      this.schemaChecked = undefined;
+      throw err;
+    });
+    return this.schemaChecked;
+  }
+
+  /**
+   * A GetItem by the full key (Id: S, Created: N) needs no permission beyond the metastore's own, succeeds on
+   * Asherah's table whatever it holds, and is a ValidationException on a table keyed any other way.
+   */
+  private async probeSchema(id: string, rangeKey: string): Promise<void> {
+    try {
+      await this.client.send(
+        new this.sdk.GetItemCommand({
+          TableName: this.tableName,
+          Key: { Id: { S: id }, Created: { N: rangeKey } },
+          ProjectionExpression: 'Id',
+        }),
+      );
+    } catch (err) {
+      throw await this.failure("check the table's key schema before the first write (GetItem)", err);
     }
   }
 
@@ -260,6 +294,13 @@ export class DynamoDbMetastore implements Metastore {
       region = await this.client.config.region();
     } catch {
       // No region: the advice goes without it.
+    }
+    if (isKeySchemaMismatch(err)) {
+      return new MetastoreError(
+        `DynamoDB metastore table "${this.tableName}": could not ${action}: the table's key schema is not ` +
+          `Asherah's (${detail}); nothing was written. ${KEY_SCHEMA_ADVICE(this.tableName)}`,
+        { cause: err },
+      );
     }
     return new MetastoreError(
       `DynamoDB metastore table "${this.tableName}": could not ${action}${tried} (${detail}); ${advice(err, name, region, this.tableName)}`,
