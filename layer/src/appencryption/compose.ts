@@ -18,9 +18,16 @@ import { ConfigError } from '../errors.js';
 import { SecretFactory, type SecretFactoryOptions } from '../securememory/secret-factory.js';
 import { CONFIG_NAMES, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
 import { configFromEnv, type EnvConfigOptions, type EnvMap } from './env-config.js';
+import { ENV_NAMES } from './env.js';
 import { checkRegionSuffix } from './key-ids.js';
 import { AwsKms } from './kms/aws-kms.js';
-import { DEFAULT_KMS_REQUEST_HANDLER } from './kms/aws-kms-clients.js';
+import {
+  clientSettings,
+  DEFAULT_DYNAMODB_TIMEOUTS,
+  DEFAULT_KMS_TIMEOUTS,
+  resolveTimeouts,
+  type AwsClientTimeouts,
+} from './aws-client-timeouts.js';
 import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
 import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
 import { MemoryMetastore } from './metastore/memory-metastore.js';
@@ -49,6 +56,11 @@ export interface FromConfigOptions {
     dynamodb?: DynamoDBClient;
     kms?: Readonly<Record<string, KMSClient>> | ((region: string) => KMSClient);
   };
+  /**
+   * Timeouts and attempts of the SDK clients made here (not of `clients` given): DynamoDB 1 s to connect, 2 s
+   * per request, 3 attempts; KMS 1 s, 3 s, 3 attempts (docs/troubleshooting.md, "timeouts").
+   */
+  timeouts?: { dynamodb?: Partial<AwsClientTimeouts>; kms?: Partial<AwsClientTimeouts> };
   logger?: BuilderLogger;
   metrics?: BuilderMetricsHook;
   /** A SecretFactory to use (stays yours), or options for the one made here (e.g. `{ mlock: 'best-effort' }`). */
@@ -70,6 +82,8 @@ interface EnvExtras {
   kmsEndpoint?: string;
   /** The environment names no region: the DynamoDB client takes the SDK's own (a profile), as it always did. */
   regionFromSdk?: boolean;
+  /** ASHERAH_DYNAMODB_* / ASHERAH_KMS_* timeouts, under those of `options.timeouts`. */
+  timeouts?: FromConfigOptions['timeouts'];
 }
 
 export function composeFromConfig(input: AsherahConfig | string, options?: FromConfigOptions): Composed {
@@ -82,7 +96,11 @@ export function composeFromEnv(env: EnvMap = process.env, options?: FromEnvOptio
   if (read.staticKeySource !== undefined) {
     checked.logger?.warn('static master key: for development only, never for production data', { source: read.staticKeySource });
   }
-  const extras: EnvExtras = { kmsEndpoint: read.kmsEndpoint, regionFromSdk: read.config.DynamoDBRegion === undefined };
+  const extras: EnvExtras = {
+    kmsEndpoint: read.kmsEndpoint,
+    regionFromSdk: read.config.DynamoDBRegion === undefined,
+    timeouts: read.timeouts,
+  };
   return compose(validateConfig(read.config), checked, extras);
 }
 
@@ -169,9 +187,10 @@ function kmsFromConfig(
       const regions = regionOrder(regionMap, preferredRegion, REGION_MAP_SOURCES.config);
       const given = options.clients?.kms;
       // A function of ours makes clients that AwsKms owns and destroys on close(); the caller's never are.
+      const timeouts = timeoutsFor('kms', options, extras);
       const clients =
         given === undefined
-          ? (region: string) => newKmsClient(region, extras.kmsEndpoint)
+          ? (region: string) => newKmsClient(region, extras.kmsEndpoint, timeouts)
           : typeof given === 'function'
             ? Object.fromEntries(regions.map((region) => [region, given(region)]))
             : given;
@@ -218,12 +237,14 @@ function metastoreFromConfig(
       // Go's WithRegionSuffix(true): the DynamoDB client's region (docs/wire-format.md §1.2).
       const regionSuffix = config.EnableRegionSuffix ? region : undefined;
       checkRegionSuffix(regionSuffix, config.LegacyKeyIdNames === true, CONFIG_NAMES);
-      const client = given ?? newDynamoDbClient(config.DynamoDBEndpoint, region);
+      const timeouts = timeoutsFor('dynamodb', options, extras);
+      const client = given ?? newDynamoDbClient(config.DynamoDBEndpoint, region, timeouts);
       if (client !== given) closers.push(() => client.destroy());
       return new DynamoDbMetastore(client, {
         tableName: config.DynamoDBTableName ?? undefined,
         regionSuffix,
         legacyKeyIdNames: config.LegacyKeyIdNames ?? undefined,
+        ...(client !== given ? { clientTimeouts: timeouts } : {}),
       });
     }
     default:
@@ -246,14 +267,42 @@ function checkOptions<T extends FromConfigOptions>(options: T | undefined, metho
   return options;
 }
 
-function newDynamoDbClient(endpoint: string | undefined, region: string | undefined): DynamoDBClient {
-  const sdk = loadSdk<typeof import('@aws-sdk/client-dynamodb')>('@aws-sdk/client-dynamodb', 'Metastore "dynamodb"');
-  return new sdk.DynamoDBClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}) });
+const TIMEOUT_VARIABLES = {
+  dynamodb: {
+    connectionTimeoutMs: ENV_NAMES.dynamoDbConnectionTimeoutMs,
+    requestTimeoutMs: ENV_NAMES.dynamoDbRequestTimeoutMs,
+    maxAttempts: ENV_NAMES.dynamoDbMaxAttempts,
+  },
+  kms: {
+    connectionTimeoutMs: ENV_NAMES.kmsConnectionTimeoutMs,
+    requestTimeoutMs: ENV_NAMES.kmsRequestTimeoutMs,
+    maxAttempts: ENV_NAMES.kmsMaxAttempts,
+  },
+} as const;
+
+/** The timeouts of the `service` clients made here: options over the environment over the defaults. */
+function timeoutsFor(service: 'dynamodb' | 'kms', options: FromConfigOptions, extras: EnvExtras): AwsClientTimeouts {
+  const defaults = service === 'dynamodb' ? DEFAULT_DYNAMODB_TIMEOUTS : DEFAULT_KMS_TIMEOUTS;
+  const given = options.timeouts;
+  if (given !== undefined && (given === null || typeof given !== 'object')) {
+    throw new ConfigError('options.timeouts must be an object: { dynamodb?: {…}, kms?: {…} }');
+  }
+  const fromEnv = resolveTimeouts(extras.timeouts?.[service], defaults, TIMEOUT_VARIABLES[service]);
+  return resolveTimeouts(given?.[service], fromEnv, `options.timeouts.${service}`);
 }
 
-function newKmsClient(region: string, endpoint: string | undefined): KMSClient {
+function newDynamoDbClient(endpoint: string | undefined, region: string | undefined, timeouts: AwsClientTimeouts): DynamoDBClient {
+  const sdk = loadSdk<typeof import('@aws-sdk/client-dynamodb')>('@aws-sdk/client-dynamodb', 'Metastore "dynamodb"');
+  return new sdk.DynamoDBClient({
+    ...clientSettings(timeouts),
+    ...(endpoint ? { endpoint } : {}),
+    ...(region ? { region } : {}),
+  });
+}
+
+function newKmsClient(region: string, endpoint: string | undefined, timeouts: AwsClientTimeouts): KMSClient {
   const sdk = loadSdk<typeof import('@aws-sdk/client-kms')>('@aws-sdk/client-kms', 'KMS "aws"');
-  return new sdk.KMSClient({ region, requestHandler: { ...DEFAULT_KMS_REQUEST_HANDLER }, ...(endpoint ? { endpoint } : {}) });
+  return new sdk.KMSClient({ region, ...clientSettings(timeouts), ...(endpoint ? { endpoint } : {}) });
 }
 
 /** An AWS SDK package, loaded only when a client must be made: the layer must load where the SDK is absent. */

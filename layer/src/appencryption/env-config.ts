@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import type { AwsClientTimeouts } from './aws-client-timeouts.js';
 import type { AsherahConfig } from './config.js';
 import { ENV_DEFAULTS, ENV_NAMES as N } from './env.js';
 import { checkKeyIdNames, isWellFormed, type NameSource } from './key-ids.js';
@@ -36,6 +37,8 @@ export interface EnvConfig {
   kmsEndpoint?: string;
   /** Where the static master key came from (for the warning fromEnv logs); undefined with AWS KMS. */
   staticKeySource?: 'env' | 'generated';
+  /** ASHERAH_DYNAMODB_* and ASHERAH_KMS_* timeouts and attempts that are set (aws-client-timeouts.ts). */
+  timeouts?: { dynamodb?: Partial<AwsClientTimeouts>; kms?: Partial<AwsClientTimeouts> };
 }
 
 const ENV_NAME_SOURCE: NameSource = {
@@ -170,7 +173,34 @@ export function configFromEnv(env: EnvMap = process.env, options: EnvConfigOptio
   config.EnableSessionCaching = false;
 
   const kmsEndpoint = kms === 'aws' ? read(N.kmsEndpoint) : undefined;
-  return { config, ...(kmsEndpoint !== undefined ? { kmsEndpoint } : {}), ...(staticKeySource ? { staticKeySource } : {}) };
+  const timeouts: NonNullable<EnvConfig['timeouts']> = {};
+  if (metastore === 'dynamodb') {
+    timeouts.dynamodb = timeoutsFromEnv(read, N.dynamoDbConnectionTimeoutMs, N.dynamoDbRequestTimeoutMs, N.dynamoDbMaxAttempts);
+  }
+  if (kms === 'aws') timeouts.kms = timeoutsFromEnv(read, N.kmsConnectionTimeoutMs, N.kmsRequestTimeoutMs, N.kmsMaxAttempts);
+  return {
+    config,
+    ...(kmsEndpoint !== undefined ? { kmsEndpoint } : {}),
+    ...(staticKeySource ? { staticKeySource } : {}),
+    ...(Object.keys(timeouts).length > 0 ? { timeouts } : {}),
+  };
+}
+
+/** The timeouts set among three variables; resolveTimeouts (compose.ts) checks their ranges. */
+function timeoutsFromEnv(
+  read: (name: string) => string | undefined,
+  connection: string,
+  request: string,
+  attempts: string,
+): Partial<AwsClientTimeouts> {
+  const timeouts: Partial<AwsClientTimeouts> = {};
+  for (const [field, name] of [['connectionTimeoutMs', connection], ['requestTimeoutMs', request], ['maxAttempts', attempts]] as const) {
+    const text = read(name);
+    if (text === undefined) continue;
+    if (!/^[0-9]{1,9}$/.test(text)) throw new ConfigError(`${name} must be a whole number, got ${JSON.stringify(text)}`);
+    timeouts[field] = Number(text);
+  }
+  return timeouts;
 }
 
 /** A static master key for local development, made once and kept in `dir` (mode 0600; .local/ is git-ignored). */

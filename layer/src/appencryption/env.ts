@@ -20,6 +20,12 @@ export const ENV_NAMES = {
   allowStaticKms: 'ASHERAH_ALLOW_STATIC_KMS',
   prewarmPartitions: 'ASHERAH_PREWARM_PARTITIONS',
   kmsEndpoint: 'ASHERAH_KMS_ENDPOINT',
+  dynamoDbConnectionTimeoutMs: 'ASHERAH_DYNAMODB_CONNECTION_TIMEOUT_MS',
+  dynamoDbRequestTimeoutMs: 'ASHERAH_DYNAMODB_REQUEST_TIMEOUT_MS',
+  dynamoDbMaxAttempts: 'ASHERAH_DYNAMODB_MAX_ATTEMPTS',
+  kmsConnectionTimeoutMs: 'ASHERAH_KMS_CONNECTION_TIMEOUT_MS',
+  kmsRequestTimeoutMs: 'ASHERAH_KMS_REQUEST_TIMEOUT_MS',
+  kmsMaxAttempts: 'ASHERAH_KMS_MAX_ATTEMPTS',
 } as const;
 
 export type EnvSetting = keyof typeof ENV_NAMES;

@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { ConfigError } from '../../errors.js';
+import { clientSettings, DEFAULT_KMS_TIMEOUTS } from '../aws-client-timeouts.js';
 import { checkRegionMap } from '../region-map.js';
 
 export type KmsSdk = typeof import('@aws-sdk/client-kms');
@@ -12,15 +13,11 @@ export type KmsSdk = typeof import('@aws-sdk/client-kms');
 export type KmsClientOptions = Omit<KMSClientConfig, 'region'>;
 
 /**
- * Timeouts for clients made by kmsClientsFor when the caller gives no requestHandler. The SDK's default is no
- * timeout at all, and a region that hangs would then stall every fallback behind it (a Lambda would time out
- * before trying the next region). `throwOnRequestTimeout` makes requestTimeout an error rather than a warning.
+ * Timeouts for clients made by kmsClientsFor when the caller gives no requestHandler (aws-client-timeouts.ts). A
+ * region that hangs would otherwise stall every fallback behind it (a Lambda would time out before trying the
+ * next region).
  */
-export const DEFAULT_KMS_REQUEST_HANDLER = Object.freeze({
-  connectionTimeout: 1_000,
-  requestTimeout: 3_000,
-  throwOnRequestTimeout: true,
-});
+export const DEFAULT_KMS_REQUEST_HANDLER = Object.freeze(clientSettings(DEFAULT_KMS_TIMEOUTS).requestHandler);
 
 /**
  * One KMSClient per region of `regionMap`, for AwsKms's `clients`. `config` applies to every region (or is a

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 // Types only: erased from the output, so loading this file never loads the SDK (see loadSdk).
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigError } from '../../errors.js';
+import { describeTimeouts, type AwsClientTimeouts } from '../aws-client-timeouts.js';
 import { InvalidRecordError, MetastoreError } from '../errors.js';
 import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';
@@ -59,12 +60,15 @@ export interface DynamoDbMetastoreOptions {
   regionSuffix?: boolean | string;
   /** Accept a suffix that is not an AWS region name (docs/partitions.md); only for existing deployments. */
   legacyKeyIdNames?: boolean;
+  /** The timeouts the client was built with (fromConfig passes its own), named in the error of a timed-out call. */
+  clientTimeouts?: AwsClientTimeouts;
 }
 
 export class DynamoDbMetastore implements Metastore {
   readonly tableName: string;
   private readonly suffix: string | undefined;
   private readonly sdk: DynamoDbSdk;
+  private readonly clientTimeouts: AwsClientTimeouts | undefined;
   /** Settles once the table's key schema was found to be Asherah's; checked before the first write. */
   private schemaChecked: Promise<void> | undefined;
 
@@ -126,6 +130,7 @@ export class DynamoDbMetastore implements Metastore {
     }
     this.suffix = typeof regionSuffix === 'string' ? regionSuffix : undefined;
     checkRegionSuffix(this.suffix, options.legacyKeyIdNames === true, SUFFIX_NAMES);
+    this.clientTimeouts = options.clientTimeouts;
     this.sdk = loadSdk();
   }
 
@@ -302,8 +307,10 @@ export class DynamoDbMetastore implements Metastore {
         { cause: err },
       );
     }
+    const timedOut = name === 'TimeoutError' && this.clientTimeouts !== undefined;
+    const what = timedOut ? `${describeTimeouts(this.clientTimeouts!)}; ` : '';
     return new MetastoreError(
-      `DynamoDB metastore table "${this.tableName}": could not ${action}${tried} (${detail}); ${advice(err, name, region, this.tableName)}`,
+      `DynamoDB metastore table "${this.tableName}": could not ${action}${tried} (${detail}); ${what}${advice(err, name, region, this.tableName)}`,
       { cause: err },
     );
   }
