@@ -194,7 +194,7 @@ export class KeyManager {
     const outcome = await this.storeNewKey(id, 'system', async (secret, created) => {
       this.lifecycle.checkNotClosed();
       this.metrics.increment('kms.encryptKey');
-      return { created, encryptedKey: await this.#kms.encryptKey(secret) };
+      return { created, encryptedKey: await this.lifecycle.race(this.#kms.encryptKey(secret)) };
     });
     return 'key' in outcome ? outcome.key : this.decryptSystemKey(id, outcome.record);
   }
@@ -243,7 +243,8 @@ export class KeyManager {
     this.metrics.increment('kms.decryptKey');
     let secret: Secret;
     try {
-      secret = await this.#kms.decryptKey(record.encryptedKey, this.secrets);
+      // A key that arrives after the factory closed is closed at once: nobody will use it.
+      secret = await this.lifecycle.race(this.#kms.decryptKey(record.encryptedKey, this.secrets), (late) => late.close());
     } catch (err) {
       throw corruptRow(err, 'system key', id, record);
     }
@@ -268,24 +269,24 @@ export class KeyManager {
     return record.revoked !== true && !this.policy.isExpired(record.created, this.clock.now());
   }
 
-  // Each metastore call first checks that the factory is still open: a load that was waiting when it closed must
-  // not go on to read (or create and store) keys nobody will use.
+  // Each metastore call first checks that the factory is still open (a load that was waiting when it closed must
+  // not go on to read, or create and store, keys nobody will use) and then races the close.
   private load(id: string, created: number): Promise<EnvelopeKeyRecord | undefined> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.load');
-    return this.#metastore.load(id, created);
+    return this.lifecycle.race(this.#metastore.load(id, created));
   }
 
   private loadLatest(id: string): Promise<EnvelopeKeyRecord | undefined> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.loadLatest');
-    return this.#metastore.loadLatest(id);
+    return this.lifecycle.race(this.#metastore.loadLatest(id));
   }
 
   private store(id: string, created: number, record: EnvelopeKeyRecord): Promise<boolean> {
     this.lifecycle.checkNotClosed();
     this.metrics.increment('metastore.store');
-    return this.#metastore.store(id, created, record);
+    return this.lifecycle.race(this.#metastore.store(id, created, record));
   }
 
   /** Wipes every cached key, even one an unfinished operation holds (it then fails with ClosedError). */

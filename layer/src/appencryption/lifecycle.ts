@@ -11,6 +11,8 @@ export class Lifecycle {
   private state: 'open' | 'closing' | 'closed' = 'open';
   private inFlight = 0;
   private onIdle: (() => void) | undefined;
+  /** The operations waiting on I/O, failed at once by markClosed(). */
+  private readonly onClose = new Set<() => void>();
 
   /** `closedMessage` says what was closed and what to do, e.g. "the SessionFactory was closed; …". */
   constructor(private readonly closedMessage: string) {}
@@ -64,6 +66,35 @@ export class Lifecycle {
 
   markClosed(): void {
     this.state = 'closed';
+    for (const fail of [...this.onClose]) fail();
+    this.onClose.clear();
+  }
+
+  /**
+   * `io` (a metastore or KMS call), or ClosedError as soon as the factory is closed, whichever comes first. What
+   * `io` yields after losing the race goes to `discard` (a Secret to close), its failure nowhere.
+   */
+  race<T>(io: Promise<T>, discard?: (late: T) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let lost = false;
+      const fail = () => {
+        lost = true;
+        reject(this.error());
+      };
+      if (this.state === 'closed') fail();
+      else this.onClose.add(fail);
+      io.then(
+        (value) => {
+          this.onClose.delete(fail);
+          if (lost) discard?.(value);
+          else resolve(value);
+        },
+        (err: unknown) => {
+          this.onClose.delete(fail);
+          if (!lost) reject(err);
+        },
+      );
+    });
   }
 
   error(cause?: unknown): ClosedError {

@@ -115,6 +115,66 @@ test('what is still running when close() times out, or at close({ timeoutMs: 0 }
   }
 });
 
+test('encrypt, decrypt and prewarm waiting on a metastore call that never settles fail with ClosedError at the close deadline', async () => {
+  for (const timeoutMs of [0, 20]) {
+    const t = build();
+    // A record to decrypt cold: written by another factory on the same rows.
+    const writer = SessionFactory.create({ serviceName: 'svc', productId: 'prod', metastore: t.metastore.inner, kms: t.kms, secrets: t.secrets });
+    const drr = await writer.getSession('p1').encrypt('cold');
+    await writer.close();
+    t.metastore.hold(); // never released: the reads hang for good
+    const started = [
+      t.factory.getSession('p1').encrypt('x'),
+      t.factory.getSession('p1').decrypt(drr),
+      t.factory.prewarm(['p2', 'p3']),
+    ];
+    await t.factory.close({ timeoutMs });
+    const outcomes = await Promise.allSettled(started);
+    expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : o.status))).toEqual([
+      'ClosedError',
+      'ClosedError',
+      'ClosedError',
+    ]);
+    expect(t.secrets.stats().factorySecretsInUse).toBe(0);
+    t.done();
+  }
+});
+
+test('a KMS call that never settles fails with ClosedError at close; a system key the KMS returns after the close is closed at once', async () => {
+  const kmsSecrets = new SecretFactory();
+  const inner = new StaticKms(TEST_DEBUG_STATIC_MASTER_KEY_HEX, kmsSecrets);
+  const secrets = new SecretFactory();
+  const metastore = new MemoryMetastore();
+  const writer = SessionFactory.create({ serviceName: 'svc', productId: 'prod', metastore, kms: inner, secrets });
+  const drr = await writer.getSession('p1').encrypt('cold');
+  await writer.close();
+  let letDecryptGo: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (letDecryptGo = resolve));
+  const kms = {
+    encryptKey: () => new Promise<Buffer>(() => undefined), // never settles
+    decryptKey: async (encryptedKey: Uint8Array, into: SecretFactory) => {
+      await gate;
+      return inner.decryptKey(encryptedKey, into);
+    },
+  };
+  const reader = SessionFactory.create({ serviceName: 'svc', productId: 'prod', metastore, kms, secrets });
+  const creator = SessionFactory.create({ serviceName: 'svc2', productId: 'prod', metastore, kms, secrets });
+  const decrypting = reader.getSession('p1').decrypt(drr);
+  const creating = creator.getSession('p1').encrypt('new');
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const before = secrets.stats().factorySecretsInUse;
+  await Promise.all([reader.close({ timeoutMs: 0 }), creator.close({ timeoutMs: 0 })]);
+  await expect(decrypting).rejects.toThrow(ClosedError);
+  await expect(creating).rejects.toThrow(ClosedError);
+  letDecryptGo(); // the SK arrives now, for nobody
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(secrets.stats().factorySecretsInUse).toBeLessThanOrEqual(before);
+  expect(secrets.stats().factorySecretsInUse).toBe(0);
+  inner.close();
+  kmsSecrets.close();
+  secrets.close();
+});
+
 test('a StaticKms used after its own close() fails with ClosedError', async () => {
   const secrets = new SecretFactory();
   const kms = new StaticKms(TEST_DEBUG_STATIC_MASTER_KEY_HEX, secrets);
