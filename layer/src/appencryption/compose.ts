@@ -19,7 +19,7 @@ import { SecretFactory, type SecretFactoryOptions } from '../securememory/secret
 import { CONFIG_NAMES, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
 import { configFromEnv, type EnvConfigOptions, type EnvMap } from './env-config.js';
 import { ENV_NAMES } from './env.js';
-import { checkRegionSuffix } from './key-ids.js';
+import { checkRegionSuffix, isRegionName } from './key-ids.js';
 import { AwsKms } from './kms/aws-kms.js';
 import {
   clientSettings,
@@ -226,6 +226,13 @@ function metastoreFromConfig(
     }
     case 'dynamodb': {
       const given = options.clients?.dynamodb;
+      // Without an endpoint the region names the host (dynamodb.<region>.amazonaws.com); DynamoDB Local and
+      // dynalite, reached by DynamoDBEndpoint, take any region name.
+      if (config.DynamoDBRegion && !config.DynamoDBEndpoint && given === undefined && !isRegionName(config.DynamoDBRegion)) {
+        throw new ConfigError(
+          `config key DynamoDBRegion ${JSON.stringify(config.DynamoDBRegion)} is not an AWS region name (e.g. us-west-2)`,
+        );
+      }
       const region = config.DynamoDBRegion || (extras.regionFromSdk ? undefined : process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION);
       const needsRegion = given === undefined ? !extras.regionFromSdk : config.EnableRegionSuffix === true;
       if (!region && needsRegion) {

@@ -17,8 +17,12 @@ import { ConfigError } from '../errors.js';
 const SK_PREFIX = '_SK_';
 const IK_PREFIX = '_IK_';
 
-/** An AWS region name: two letters, hyphen-joined words, a number (us-west-2, us-gov-east-1, eu-isoe-west-1). */
-const REGION_NAME = /^[a-z]{2}(?:-[a-z]+)+-[0-9]+$/;
+/**
+ * An AWS region name: two letters, hyphen-joined words, a number (us-west-2, us-gov-east-1, eu-isoe-west-1); the
+ * European Sovereign Cloud's (eusc-de-east-1); or a partition's global pseudo-region (aws-global,
+ * aws-us-gov-global). key-ids.test.ts checks it against every region of the AWS SDK's partitions table.
+ */
+const REGION_NAME = /^(?:[a-z]{2}(?:-[a-z]+)+-[0-9]+|eusc(?:-[a-z]+)+-[0-9]+|aws(?:-[a-z]+)*-global)$/;
 
 // With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
 const LONE_SURROGATE = /[\ud800-\udfff]/u;

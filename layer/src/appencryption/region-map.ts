@@ -6,6 +6,7 @@
  * that a message names what the user wrote, as key-ids.ts's NameSource does for names.
  */
 import { ConfigError } from '../errors.js';
+import { isRegionName } from './key-ids.js';
 
 /** Where a region map came from, for the error messages. */
 export interface RegionMapSource {
@@ -44,6 +45,10 @@ export function checkRegionMap(regionMap: unknown, source: RegionMapSource = REG
   }
   for (const [region, arn] of entries) {
     if (region.trim() === '') throw new ConfigError(`${source.map} has an empty region name`);
+    // A region names the KMS endpoint's host (kms.<region>.amazonaws.com): only region names, never "constructor".
+    if (!isRegionName(region)) {
+      throw new ConfigError(`${source.map} key ${JSON.stringify(region)} is not an AWS region name (e.g. us-west-2)`);
+    }
     const ok = typeof arn === 'string' && (source.arnsOnly ? arn.startsWith('arn:') : arn.trim() !== '');
     if (!ok) {
       throw new ConfigError(

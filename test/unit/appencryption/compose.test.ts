@@ -258,6 +258,53 @@ describe('one region-map validation, naming where the map came from', () => {
   });
 });
 
+describe('region names: only AWS region names reach a client', () => {
+  const NOT_REGIONS = ['attacker.example/#', '__proto__', 'constructor', 'local', 'us-west-2 '];
+
+  test('a RegionMap key that is not a region name is a ConfigError, from the config, the environment and AwsKms', () => {
+    const secrets = new SecretFactory();
+    try {
+      for (const name of NOT_REGIONS) {
+        // JSON text: the only way to make an own "__proto__" key, as a config file or the environment would.
+        const mapText = `{${JSON.stringify(name)}: "arn:aws:kms:us-west-2:111122223333:key/w"}`;
+        const regionMap = JSON.parse(mapText) as Record<string, string>;
+        const message = `is not an AWS region name (e.g. us-west-2)`;
+        expect(() => SessionFactory.fromConfig({ ...BASE, KMS: 'aws', RegionMap: regionMap })).toThrow(
+          `config key RegionMap key ${JSON.stringify(name)} ${message}`,
+        );
+        expect(() => SessionFactory.fromEnv({ ASHERAH_KMS: 'aws', ASHERAH_REGION_MAP: mapText })).toThrow(
+          `ASHERAH_REGION_MAP key ${JSON.stringify(name)} ${message}`,
+        );
+        expect(() => new AwsKms({ regionMap, clients: {}, secrets })).toThrow(`RegionMap (regionMap) key ${JSON.stringify(name)} ${message}`);
+      }
+    } finally {
+      secrets.close();
+    }
+  });
+
+  test('DynamoDBRegion must be a region name unless DynamoDBEndpoint points elsewhere (DynamoDB Local takes any)', async () => {
+    for (const name of NOT_REGIONS) {
+      expect(() => SessionFactory.fromConfig({ ...BASE, Metastore: 'dynamodb', DynamoDBRegion: name })).toThrow(
+        `config key DynamoDBRegion ${JSON.stringify(name)} is not an AWS region name (e.g. us-west-2)`,
+      );
+    }
+    const local = SessionFactory.fromConfig({ ...BASE, Metastore: 'dynamodb', DynamoDBRegion: 'local', DynamoDBEndpoint: 'http://127.0.0.1:9' });
+    await local.close();
+  });
+
+  test('ASHERAH_REGION_SUFFIX=true works in the European Sovereign Cloud (eusc-de-east-1)', async () => {
+    const factory = SessionFactory.fromEnv({
+      AWS_REGION: 'eusc-de-east-1',
+      ASHERAH_METASTORE: 'dynamodb',
+      ASHERAH_REGION_SUFFIX: 'true',
+      ASHERAH_KMS: 'aws',
+      ASHERAH_KMS_KEY_ARN: 'arn:aws-eusc:kms:eusc-de-east-1:111122223333:key/k',
+    });
+    expect((factory.adapters.metastore as DynamoDbMetastore).regionSuffix()).toBe('eusc-de-east-1');
+    await factory.close();
+  });
+});
+
 function shutdownLike(factory: SessionFactory): void {
   void factory.close({ timeoutMs: 0 });
 }

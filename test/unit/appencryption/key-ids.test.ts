@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   checkKeyIdNames,
   intermediateKeyId,
@@ -89,6 +91,24 @@ describe('checkKeyIdNames: names whose key ids cannot collide', () => {
     }
     for (const name of ['us-west', 'west-2', 'us_west_2', 'US-WEST-2', 'us-west-2a', 'u-west-2', '']) {
       expect(isRegionName(name)).toBe(false);
+    }
+  });
+
+  it("accepts every region of the AWS SDK's partitions table as a suffix (eusc-de-east-1 included), and nothing that is not region-shaped", () => {
+    // The table @aws-sdk/core resolves endpoints with, read from the installed SDK.
+    const file = path.join(path.dirname(require.resolve('@aws-sdk/core/package.json')), 'dist-es/submodules/client/util-endpoints/lib/aws/partitions.js');
+    const text = readFileSync(file, 'utf8');
+    const table = JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) as {
+      partitions: { id: string; regions: Record<string, unknown> }[];
+    };
+    const regions = table.partitions.flatMap((partition) => Object.keys(partition.regions));
+    expect(regions).toEqual(expect.arrayContaining(['us-west-2', 'eusc-de-east-1', 'us-gov-west-1', 'cn-north-1', 'aws-global']));
+    for (const region of regions) {
+      expect({ region, regionShaped: isRegionName(region) }).toEqual({ region, regionShaped: true });
+      expect(() => checkKeyIdNames('asherah-starter', 'encrypt-decrypt', region, false)).not.toThrow();
+    }
+    for (const name of ['attacker.example/#', '__proto__', 'constructor', 'eusc', 'eusc-1', 'aws', 'global', 'aws-global-1', 'eusc-de-east']) {
+      expect({ name, regionShaped: isRegionName(name) }).toEqual({ name, regionShaped: false });
     }
   });
 
