@@ -15,14 +15,11 @@ export interface FunctionConfig {
   developmentDir: string;
   /** ASHERAH_PREWARM_PARTITIONS: loaded during INIT. */
   prewarmPartitions: string[];
-  /** Largest partition id accepted in an event. */
-  maxPartitionLength: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): FunctionConfig {
   return {
     developmentDir: path.join(cwd, '.local'),
     prewarmPartitions: partitionsToPrewarm(env),
-    maxPartitionLength: 1024,
   };
 }

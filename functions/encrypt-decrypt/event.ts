@@ -4,14 +4,14 @@
  * says what is wrong, before any key is touched, so nothing is written for a rejected event.
  */
 import { decodeDataRowRecord, EventValidationError, type DataRowRecord } from 'asherah-layer';
+import { partitionProblem, SYNC_INVOKE_LIMIT_BYTES } from '../shared/limits';
 
-/** Lambda's synchronous invocation limit, for the request and for the response. */
-export const SYNC_INVOKE_LIMIT_BYTES = 6 * 1024 * 1024;
 /**
- * The largest payload whose encrypt response still fits the limit: the DRR carries the data base64-encoded
- * (4/3) with 28 bytes of tag and nonce, plus the DRR's key fields and the Metrics (under 2 KiB).
+ * The largest payload whose encrypt response can fit the limit: the DRR carries the data base64-encoded (4/3)
+ * with 28 bytes of tag and nonce. The handler checks the whole response (checkResponseFits) once it has the
+ * partition's key id.
  */
-export const MAX_PAYLOAD_BYTES = Math.floor(((SYNC_INVOKE_LIMIT_BYTES - 2048) * 3) / 4) - 28;
+export const MAX_PAYLOAD_BYTES = Math.floor((SYNC_INVOKE_LIMIT_BYTES * 3) / 4) - 28;
 
 export type Request =
   | { kind: 'encrypt'; name?: string; partition: string; payload: Buffer }
@@ -19,27 +19,15 @@ export type Request =
 
 // Linear (no nested quantifiers, so no backtracking on megabytes); the length is checked separately.
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-// With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
 
-export function parseEvent(event: unknown, maxPartitionLength: number): Request {
-  const { Name: name, Partition: partition, Payload: payload, DRR: drr } = readFields(event);
+export function parseEvent(event: unknown): Request {
+  const { Name: name, Partition: rawPartition, Payload: payload, DRR: drr } = readFields(event);
   if (name !== undefined && name !== null && typeof name !== 'string') {
     throw new EventValidationError('Name, when present, must be a string');
   }
-  if (typeof partition !== 'string' || partition === '') {
-    throw new EventValidationError('Partition must be a non-empty string: the id of the user or account the data belongs to');
-  }
-  if (partition.length > maxPartitionLength) {
-    throw new EventValidationError(
-      `Partition is ${partition.length} characters; the limit is ${maxPartitionLength} (it becomes part of a key id)`,
-    );
-  }
-  // A lone surrogate half becomes U+FFFD when the DRR's KeyId goes through JSON, so the partition could encrypt
-  // but never decrypt its records.
-  if (LONE_SURROGATE.test(partition)) {
-    throw new EventValidationError('Partition must be well-formed Unicode: it contains an unpaired UTF-16 surrogate (U+D800 to U+DFFF)');
-  }
+  const problem = partitionProblem(rawPartition);
+  if (problem !== undefined) throw new EventValidationError(problem);
+  const partition = rawPartition as string;
   const hasPayload = payload !== undefined && payload !== null;
   const hasDrr = drr !== undefined && drr !== null;
   if (hasPayload === hasDrr) {

@@ -7,12 +7,14 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics as EmfMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   dataRowRecordToJsonObject,
+  EventValidationError,
   hostReport,
   type DataRowRecordJson,
   type FactoryMetrics,
   type SessionFactory,
 } from 'asherah-layer';
 import { loadConfig, type FunctionConfig } from './config';
+import { responseProblem } from '../shared/limits';
 import { parseEvent } from './event';
 import { createFactory } from './factory';
 import { boundedField } from './log-fields';
@@ -78,14 +80,16 @@ async function initialize(): Promise<State> {
 }
 
 export async function handler(event: unknown): Promise<Response> {
-  const { config, factory, memlockLimit } = await state;
+  const { factory, memlockLimit } = await state;
   const coldStart = invocationCount === 0;
   invocationCount++;
-  const request = parseEvent(event, config.maxPartitionLength);
+  const request = parseEvent(event);
   const session = factory.getSession(request.partition);
   let body: { DRR: DataRowRecordJson } | { Payload: string };
   try {
     if (request.kind === 'encrypt') {
+      const tooLarge = responseProblem(request.payload.length, session.recordSize(request.payload.length));
+      if (tooLarge !== undefined) throw new EventValidationError(tooLarge);
       body = { DRR: dataRowRecordToJsonObject(await session.encrypt(request.payload)) };
     } else {
       body = { Payload: (await session.decrypt(request.drr)).toString('base64') };

@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { DataRowRecordJson } from 'asherah-layer';
+import { partitionProblem, responseProblem } from '../shared/limits.js';
 
 // Not `import … from 'asherah-layer'`. Lambda makes the layer's /opt/nodejs/node_modules reachable through
 // NODE_PATH, which only CommonJS resolution reads: Node's ES module resolver ignores it, so the bare import fails
@@ -27,16 +28,17 @@ await factory.prewarm(layer.partitionsToPrewarm());
 export type Response = { DRR: DataRowRecordJson } | { Payload: string };
 
 export async function handler(event: unknown): Promise<Response> {
-  const { Partition: partition, Payload: payload, DRR: drr } = (event ?? {}) as Record<string, unknown>;
-  if (typeof partition !== 'string' || partition === '') {
-    throw new layer.EventValidationError('Partition must be a non-empty string');
-  }
-  const session = factory.getSession(partition);
+  const { Partition: rawPartition, Payload: payload, DRR: drr } = (event ?? {}) as Record<string, unknown>;
+  const partitionIssue = partitionProblem(rawPartition);
+  if (partitionIssue !== undefined) throw new layer.EventValidationError(partitionIssue);
+  const session = factory.getSession(rawPartition as string);
   try {
     if (typeof payload === 'string' && drr === undefined) {
       const bytes = Buffer.from(payload, 'base64');
       // Buffer.from skips what is not base64; re-encoding shows whether anything was.
       if (bytes.toString('base64') !== payload) throw new layer.EventValidationError('Payload must be standard base64');
+      const tooLarge = responseProblem(bytes.length, session.recordSize(bytes.length));
+      if (tooLarge !== undefined) throw new layer.EventValidationError(tooLarge);
       return { DRR: layer.dataRowRecordToJsonObject(await session.encrypt(bytes)) };
     }
     if (typeof drr === 'object' && drr !== null && payload === undefined) {

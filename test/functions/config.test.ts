@@ -20,11 +20,10 @@ describe('function config', () => {
   /** The factory the function builds from `env`, with its working directory in `dir`. */
   const build = (env: NodeJS.ProcessEnv) => createFactory(loadConfig(env, dir), quiet, env);
 
-  test('its own settings: .local/ under the working directory, the pre-warm list, the partition bound', () => {
+  test('its own settings: .local/ under the working directory, the pre-warm list', () => {
     expect(loadConfig({ ASHERAH_PREWARM_PARTITIONS: 'a, b,,c' }, dir)).toEqual({
       developmentDir: path.join(dir, '.local'),
       prewarmPartitions: ['a', 'b', 'c'],
-      maxPartitionLength: 1024,
     });
   });
 

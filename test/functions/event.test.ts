@@ -12,13 +12,13 @@ const drr = {
 
 describe('event checks', () => {
   test('the Go sample\'s encrypt and decrypt events are accepted', () => {
-    expect(parseEvent({ Name: 'n', Partition: 'p', Payload: 'aGk=' }, 64)).toEqual({
+    expect(parseEvent({ Name: 'n', Partition: 'p', Payload: 'aGk=' })).toEqual({
       kind: 'encrypt',
       name: 'n',
       partition: 'p',
       payload: Buffer.from('hi'),
     });
-    const decrypt = parseEvent({ Partition: 'p', DRR: drr }, 64);
+    const decrypt = parseEvent({ Partition: 'p', DRR: drr });
     expect(decrypt.kind).toBe('decrypt');
   });
 
@@ -28,7 +28,9 @@ describe('event checks', () => {
     [{ Payload: 'aGk=' }, /Partition must be a non-empty string/],
     [{ Partition: '', Payload: 'aGk=' }, /Partition must be a non-empty string/],
     [{ Partition: 7, Payload: 'aGk=' }, /Partition must be a non-empty string/],
-    [{ Partition: 'x'.repeat(65), Payload: 'aGk=' }, /Partition is 65 characters; the limit is 64/],
+    [{ Partition: 'x'.repeat(1025), Payload: 'aGk=' }, /Partition is 1025 bytes as UTF-8; the limit is 1024/],
+    [{ Partition: 'é'.repeat(513), Payload: 'aGk=' }, /Partition is 1026 bytes as UTF-8; the limit is 1024/],
+    [{ Partition: '中'.repeat(342), Payload: 'aGk=' }, /Partition is 1026 bytes as UTF-8; the limit is 1024/],
     [{ Partition: 'p' }, /must contain a Payload \(for encryption\) or a DRR \(for decryption\)/],
     [{ Partition: 'p', Payload: 'aGk=', DRR: drr }, /both Payload and DRR/],
     [{ Partition: 'p', Payload: 'not base64!' }, /Payload must be standard base64/],
@@ -37,18 +39,18 @@ describe('event checks', () => {
     [{ Partition: 'p', DRR: 'text' }, /DRR must be the DataRowRecord object/],
     [{ Partition: 'p', Payload: 'aGk=', Name: 5 }, /Name, when present, must be a string/],
   ])('%j is an EventValidationError that says what is wrong', (event, message) => {
-    expect(() => parseEvent(event, 64)).toThrow(EventValidationError);
-    expect(() => parseEvent(event, 64)).toThrow(message);
+    expect(() => parseEvent(event)).toThrow(EventValidationError);
+    expect(() => parseEvent(event)).toThrow(message);
   });
 
   test('a payload over what fits the synchronous invoke limit is refused with the limit in the message', () => {
     const big = Buffer.alloc(MAX_PAYLOAD_BYTES + 1).toString('base64');
-    expect(() => parseEvent({ Partition: 'p', Payload: big }, 64)).toThrow(/the largest that fits Lambda's 6291456-byte/);
-    expect(parseEvent({ Partition: 'p', Payload: Buffer.alloc(MAX_PAYLOAD_BYTES).toString('base64') }, 64).kind).toBe('encrypt');
+    expect(() => parseEvent({ Partition: 'p', Payload: big })).toThrow(/the largest that fits Lambda's 6291456-byte/);
+    expect(parseEvent({ Partition: 'p', Payload: Buffer.alloc(MAX_PAYLOAD_BYTES).toString('base64') }).kind).toBe('encrypt');
   });
 
   test('a malformed DRR is an InvalidRecordError naming the field', () => {
-    expect(() => parseEvent({ Partition: 'p', DRR: { ...drr, Data: 5 } }, 64)).toThrow(InvalidRecordError);
-    expect(() => parseEvent({ Partition: 'p', DRR: { Data: drr.Data } }, 64)).toThrow(/Key/);
+    expect(() => parseEvent({ Partition: 'p', DRR: { ...drr, Data: 5 } })).toThrow(InvalidRecordError);
+    expect(() => parseEvent({ Partition: 'p', DRR: { Data: drr.Data } })).toThrow(/Key/);
   });
 });

@@ -79,6 +79,38 @@ test('a rejected event writes nothing to the metastore', async () => {
   expect(rowCount()).toBe(0);
 });
 
+test('a Partition over 1024 UTF-8 bytes is refused, however few characters it has, and nothing is written', async () => {
+  const fn = await freshHandler();
+  // 1024 × "é" and 700 × "中" were accepted (1024 characters) and made key ids over DynamoDB's 2048 bytes.
+  for (const partition of ['é'.repeat(1024), '中'.repeat(700), 'é'.repeat(513)]) {
+    await expect(fn.handler({ Partition: partition, Payload: 'aGk=' })).rejects.toMatchObject({
+      name: EventValidationError.name,
+      message: expect.stringMatching(/^Partition is \d+ bytes as UTF-8; the limit is 1024/),
+    });
+  }
+  expect(rowCount()).toBe(0);
+  const atLimit = await fn.handler({ Partition: 'é'.repeat(512), Payload: 'aGk=' });
+  expect('DRR' in atLimit).toBe(true);
+});
+
+test("an encrypt whose response would pass Lambda's 6 MiB is refused before any key is made; one that fits does", async () => {
+  const fn = await freshHandler();
+  const limit = 6 * 1024 * 1024;
+  // Control characters take 6 bytes each in the response's JSON (\u0001): the largest payload the input rule
+  // allows would make a response over the limit with this partition.
+  const partition = '\u0001'.repeat(1024);
+  const payload = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64');
+  const maxPayload = Math.floor((limit * 3) / 4) - 28;
+  await expect(fn.handler({ Partition: partition, Payload: payload(maxPayload) })).rejects.toMatchObject({
+    name: EventValidationError.name,
+    message: expect.stringMatching(/would make a response of up to \d+ bytes, over Lambda's 6291456-byte synchronous limit/),
+  });
+  expect(rowCount()).toBe(0);
+  // Somewhat less data fits, and the response Lambda would send (JSON) is within the limit.
+  const response = await fn.handler({ Partition: partition, Payload: payload(maxPayload - 8192) });
+  expect(Buffer.byteLength(JSON.stringify(response), 'utf8')).toBeLessThanOrEqual(limit);
+});
+
 test('a static master key inside Lambda is refused unless explicitly allowed', async () => {
   const fn = await freshHandler({ AWS_LAMBDA_FUNCTION_NAME: 'f', ASHERAH_KMS: 'static', ASHERAH_METASTORE: 'sqlite' });
   await expect(fn.handler({ Partition: 'p', Payload: 'aGk=' })).rejects.toThrow(/static master key is for local development only/);

@@ -155,6 +155,7 @@ exports.SessionFactory = {
     prewarm: async (partitions) => { await new Promise((r) => setTimeout(r, 10)); standIn.prewarmed.push(...partitions); },
     getSession: (partition) => ({
       encrypt: async (bytes) => ({ partition, plaintext: Buffer.from(bytes).toString() }),
+      recordSize: (bytes) => 200 + bytes * 2,
       close: () => { standIn.closed++; },
     }),
   }),

@@ -44,12 +44,30 @@ export function systemKeyId(service: string, product: string, suffix?: string): 
   return hasSuffix(suffix) ? `${id}_${suffix}` : id;
 }
 
+/**
+ * The longest key id, in UTF-8 bytes: DynamoDB's limit for a partition key (Id), the tightest of the metastores,
+ * so that a key made anywhere can be stored in any of them.
+ */
+export const MAX_KEY_ID_BYTES = 2048;
+
 /** `_IK_{partition}_{service}_{product}`, or `…_{suffix}` with a region suffix. */
 export function intermediateKeyId(partition: string, service: string, product: string, suffix?: string): string {
   checkPartition(partition);
   checkNonEmpty(service, product);
-  const id = `${IK_PREFIX}${partition}_${service}_${product}`;
-  return hasSuffix(suffix) ? `${id}_${suffix}` : id;
+  const unsuffixed = `${IK_PREFIX}${partition}_${service}_${product}`;
+  const id = hasSuffix(suffix) ? `${unsuffixed}_${suffix}` : unsuffixed;
+  // Checked before any I/O: a metastore would refuse the id only when the key is stored, as a server fault.
+  const bytes = id.length <= MAX_KEY_ID_BYTES / 3 ? id.length : Buffer.byteLength(id, 'utf8');
+  if (bytes > MAX_KEY_ID_BYTES) {
+    const partitionBytes = Buffer.byteLength(partition, 'utf8');
+    throw new ConfigError(
+      `partition id is too long: it is ${partitionBytes} bytes as UTF-8 and makes an intermediate key id of ${bytes} ` +
+        `bytes, over the ${MAX_KEY_ID_BYTES}-byte limit of key ids (DynamoDB's partition-key limit), so with these ` +
+        `service and product names a partition id can have at most ${partitionBytes - (bytes - MAX_KEY_ID_BYTES)} ` +
+        'bytes; use a shorter id (e.g. a hash of a long one)',
+    );
+  }
+  return id;
 }
 
 /**

@@ -8,10 +8,12 @@ import type { CryptoKey } from './crypto-key.js';
 import { ClosedError, DecryptError, InvalidRecordError } from './errors.js';
 import { acceptsIntermediateKeyId } from './key-ids.js';
 import type { KeyManager, Partition } from './key-manager.js';
-import type { DataRowRecord, KeyMeta } from './record-codec.js';
+import { encodeDataRowRecord, type DataRowRecord, type KeyMeta } from './record-codec.js';
 import { redactWith } from './redact.js';
 
 const DATA_ROW_KEY_BYTES = 32;
+/** AES-256-GCM adds a 16-byte tag and a 12-byte nonce to what it encrypts (docs/wire-format.md §2). */
+const AEAD_OVERHEAD_BYTES = 28;
 
 export class Session {
   // Private (#): nothing that enumerates a session (a logger, JSON.stringify, structuredClone) reaches the keys.
@@ -73,6 +75,29 @@ export class Session {
     } finally {
       drk.close();
     }
+  }
+
+  /**
+   * At least as many bytes as the DataRowRecord JSON (encodeDataRowRecord, UTF-8) that encrypting
+   * `plaintextBytes` bytes makes in this session, computed without I/O or keys: refuse data whose record would
+   * not fit where it goes (a Lambda response, a DynamoDB item) before anything is created. JSON.stringify of
+   * dataRowRecordToJsonObject is never longer (it does not escape `<>&`).
+   */
+  recordSize(plaintextBytes: number): number {
+    if (!Number.isSafeInteger(plaintextBytes) || plaintextBytes < 0) {
+      throw new ConfigError(`recordSize takes a byte count (a non-negative integer), got ${String(plaintextBytes)}`);
+    }
+    // The largest Created until the year 2286 (10 digits), and empty Data: its base64 is added below.
+    const created = 9_999_999_999;
+    const skeleton = encodeDataRowRecord({
+      key: {
+        created,
+        encryptedKey: Buffer.alloc(DATA_ROW_KEY_BYTES + AEAD_OVERHEAD_BYTES),
+        parentKeyMeta: { keyId: this.partition.intermediateKeyId, created },
+      },
+      data: Buffer.alloc(0),
+    });
+    return Buffer.byteLength(skeleton, 'utf8') + 4 * Math.ceil((plaintextBytes + AEAD_OVERHEAD_BYTES) / 3);
   }
 
   /** Decrypts a DataRowRecord of this partition. Decrypt never creates keys. */

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   ConfigError,
+  dataRowRecordToJsonObject,
   DecryptError,
   decodeDataRowRecord,
   decodeEnvelopeKeyRecord,
@@ -11,6 +12,7 @@ import {
   MemoryMetastore,
   type DataRowRecord,
 } from '../../../layer/src/index';
+import fc from 'fast-check';
 import { testFactory, type TestFactory } from '../../support/envelope';
 
 const vectorsDir = path.resolve(__dirname, '../../vectors');
@@ -85,6 +87,40 @@ describe('Session', () => {
     const session = t.factory.getSession('p');
     session.close();
     await expect(session.encrypt(Buffer.from('x'))).rejects.toThrow(/session is closed/);
+  });
+
+  test('a partition whose key id would pass 2048 UTF-8 bytes is a ConfigError at getSession, before any I/O', () => {
+    // 1024 characters, but 2048 bytes of "é" (2 each) or 2100 of "中" (3 each): over DynamoDB's key limit.
+    for (const partition of ['é'.repeat(1024), '中'.repeat(700), 'x'.repeat(2048)]) {
+      expect(() => t.factory.getSession(partition)).toThrow(ConfigError);
+      expect(() => t.factory.getSession(partition)).toThrow(
+        /^partition id is too long: it is \d+ bytes as UTF-8 and makes an intermediate key id of \d+ bytes, over the 2048-byte limit/,
+      );
+    }
+    expect(t.metastore.calls).toEqual({ load: 0, loadLatest: 0, store: 0 });
+    // "_IK_" + partition + "_service_product" is 2048 bytes exactly: accepted, and the message's count is right.
+    const room = 2048 - '_IK__service_product'.length;
+    expect(() => t.factory.getSession('x'.repeat(room))).not.toThrow();
+    expect(() => t.factory.getSession('x'.repeat(room + 1))).toThrow(new RegExp(`at most ${room} bytes`));
+  });
+
+  test('recordSize is the exact size of the record encrypt makes, for any partition and data size (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }).filter((p) => p.isWellFormed()),
+        fc.nat({ max: 5000 }),
+        async (partition, size) => {
+          const session = t.factory.getSession(partition);
+          const record = await session.encrypt(Buffer.alloc(size, 1));
+          const actual = Buffer.byteLength(encodeDataRowRecord(record), 'utf8');
+          // Created is 10 digits until 2286, so the bound is exact; JSON.stringify is never longer.
+          expect(session.recordSize(size)).toBe(actual);
+          expect(Buffer.byteLength(JSON.stringify(dataRowRecordToJsonObject(record)), 'utf8')).toBeLessThanOrEqual(actual);
+        },
+      ),
+      { seed: 20261208, numRuns: 200 },
+    );
+    expect(() => t.factory.getSession('p').recordSize(-1)).toThrow(ConfigError);
   });
 
   test('decrypts every known-answer vector written by upstream Go Asherah, through a SessionFactory', async () => {
