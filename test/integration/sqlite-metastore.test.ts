@@ -313,6 +313,18 @@ describe('SqliteMetastore', () => {
       },
     );
 
+    it('a database file deleted while open (SQLITE_READONLY_DBMOVED) is a MetastoreError that says to reopen it', async () => {
+      const file = newFile();
+      const metastore = open(file);
+      await metastore.store(SK_ID, T0, skRecord(T0));
+      rmSync(file);
+      const err = await rejection(metastore.store(IK_ID, T0, ikRecord(T0, T0)));
+      expect(err).toBeInstanceOf(MetastoreError);
+      expect(err.message).toContain('SQLITE_READONLY_DBMOVED');
+      expect(err.message).toMatch(/deleted, moved or replaced while this process had it open.*reopen it/);
+      expect(err.message).not.toContain('make the file and its directory writable');
+    });
+
     it('a database locked past the busy timeout is a MetastoreError that says what to do', async () => {
       const file = newFile();
       const metastore = open(file, { busyTimeoutMs: 50 });

@@ -50,12 +50,41 @@ const ENV_NAME_SOURCE: NameSource = {
 
 export function configFromEnv(env: EnvMap = process.env, options: EnvConfigOptions = {}): EnvConfig {
   if (env === null || typeof env !== 'object') throw new ConfigError('SessionFactory.fromEnv takes an environment map (process.env)');
+  return readEnv(snapshot(env), options);
+}
+
+/** The variables this module reads, the standard AWS ones included. */
+const READ = [...Object.values(N), 'AWS_LAMBDA_FUNCTION_NAME', 'AWS_REGION', 'AWS_DEFAULT_REGION'];
+
+/**
+ * The variables read, copied once into a plain object: a map whose getter or Proxy trap throws is a ConfigError
+ * (as fromConfig gives for such a config), and a getter cannot answer differently between two reads.
+ */
+function snapshot(env: EnvMap): Record<string, string | undefined> {
+  const copy: Record<string, string | undefined> = Object.create(null) as Record<string, string | undefined>;
+  try {
+    for (const name of READ) {
+      if (!Object.hasOwn(env, name)) continue;
+      const value: unknown = env[name];
+      copy[name] = typeof value === 'string' ? value : undefined;
+    }
+  } catch (err) {
+    throw new ConfigError(
+      'the environment map could not be read (a property getter or Proxy trap threw); pass process.env or a ' +
+        'plain object of strings',
+      { cause: err },
+    );
+  }
+  return copy;
+}
+
+function readEnv(env: EnvMap, options: EnvConfigOptions): EnvConfig {
   const developmentDir = options?.developmentDir;
   if (developmentDir !== undefined && (typeof developmentDir !== 'string' || developmentDir === '')) {
     throw new ConfigError('fromEnv developmentDir must be a directory path');
   }
   const read = (name: string): string | undefined => {
-    const value = Object.hasOwn(env, name) ? env[name] : undefined;
+    const value = env[name];
     return typeof value === 'string' && value !== '' ? value : undefined; // empty means unset
   };
   const inLambda = Boolean(read('AWS_LAMBDA_FUNCTION_NAME'));

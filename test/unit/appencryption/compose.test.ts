@@ -305,6 +305,20 @@ describe('region names: only AWS region names reach a client', () => {
   });
 });
 
+test('an all-zero static master key is refused, from the config, the environment and StaticKms', () => {
+  const zero = '0'.repeat(64);
+  const message = 'StaticMasterKeyHex is all zeros, which is no secret; generate a key with `openssl rand -hex 32`';
+  expect(() => SessionFactory.fromConfig({ ...BASE, KMS: 'static', StaticMasterKeyHex: zero })).toThrow(new ConfigError(message));
+  expect(() => SessionFactory.fromEnv({ ASHERAH_SQLITE_PATH: ':memory:', ASHERAH_STATIC_MASTER_KEY_HEX: zero })).toThrow(message);
+  const secrets = new SecretFactory();
+  try {
+    expect(() => new StaticKms(zero, secrets)).toThrow(message);
+    expect(secrets.stats().factorySecretsInUse).toBe(0);
+  } finally {
+    secrets.close();
+  }
+});
+
 function shutdownLike(factory: SessionFactory): void {
   void factory.close({ timeoutMs: 0 });
 }

@@ -238,13 +238,14 @@ describe('fromEnv over env maps (no request is ever sent)', () => {
         [ENV_NAMES.metastore]: some('sqlite', 'dynamodb', 'mysql', 'DynamoDB', ''),
         [ENV_NAMES.kms]: some('static', 'aws', 'vault', ''),
         [ENV_NAMES.sqlitePath]: some(sqlite, ''),
-        [ENV_NAMES.staticMasterKeyHex]: some(HEX, 'abc', ''),
+        [ENV_NAMES.staticMasterKeyHex]: some(HEX, 'abc', '', '0'.repeat(64)),
         [ENV_NAMES.allowStaticKms]: some('true', 'TRUE'),
         [ENV_NAMES.kmsKeyArn]: some(ARN_WEST, ARN_EAST, ARN_WEST, ARN_EAST, 'alias/x', 'arn:', 'arn:aws:kms::1:key/x'),
         [ENV_NAMES.regionMap]: some(
           JSON.stringify({ 'us-west-2': ARN_WEST }),
           JSON.stringify({ 'us-west-2': ARN_WEST, 'us-east-1': ARN_EAST }),
           '{bad', '{}', '[]', 'null', '5', `{"": "${ARN_WEST}"}`, '{"us-west-2": 5}', `{"__proto__": "${ARN_WEST}"}`,
+          `{"constructor": "${ARN_WEST}"}`, `{"attacker.example/#": "${ARN_WEST}"}`,
         ),
         [ENV_NAMES.preferredRegion]: some('us-west-2', 'eu-west-1', ''),
         [ENV_NAMES.regionSuffix]: some('true', 'false', 'yes'),
@@ -255,24 +256,47 @@ describe('fromEnv over env maps (no request is ever sent)', () => {
         [ENV_NAMES.dynamoDbEndpoint]: fc.constantFrom(UNREACHABLE, 'not a url'),
         [ENV_NAMES.kmsEndpoint]: fc.constantFrom(UNREACHABLE),
         [ENV_NAMES.prewarmPartitions]: some('a,b'),
+        [ENV_NAMES.dynamoDbRequestTimeoutMs]: fc.option(fc.constantFrom('100', '0', '2s', '999999999'), { nil: undefined, freq: 2 }),
+        [ENV_NAMES.kmsMaxAttempts]: fc.option(fc.constantFrom('1', '11', '-1'), { nil: undefined, freq: 2 }),
       },
       { requiredKeys: [] },
     );
     const withDevDir = fc.boolean();
+    // The map itself may be hostile: a Proxy whose traps throw, or a getter that throws.
+    const wrapping = fc.constantFrom('plain', 'plain', 'plain', 'proxy', 'getter');
+    const wrap = (env: Record<string, string | undefined>, how: string): Record<string, string | undefined> => {
+      if (how === 'proxy') {
+        return new Proxy(env, {
+          get: () => {
+            throw new Error('trap');
+          },
+        });
+      }
+      if (how === 'getter') {
+        return Object.defineProperty({ ...env }, ENV_NAMES.metastore, {
+          enumerable: true,
+          get: () => {
+            throw new Error('getter');
+          },
+        });
+      }
+      return env;
+    };
     const sends = [jest.spyOn(KMSClient.prototype, 'send'), jest.spyOn(DynamoDBClient.prototype, 'send')];
     const devDir = path.join(dir, 'dev');
     mkdirSync(devDir);
     const built = { total: 0, aws: 0, dynamodb: 0 };
     try {
       await fc.assert(
-        fc.asyncProperty(envArb, withDevDir, async (env, useDevDir) => {
+        fc.asyncProperty(envArb, withDevDir, wrapping, async (env, useDevDir, how) => {
           let factory: SessionFactory;
           try {
-            factory = SessionFactory.fromEnv(env, useDevDir ? { developmentDir: devDir } : {});
+            factory = SessionFactory.fromEnv(wrap(env, how), useDevDir ? { developmentDir: devDir } : {});
           } catch (err) {
             if (!(err instanceof ConfigError)) throw new Error(`not a ConfigError: ${String(err)}`, { cause: err });
             return;
           }
+          if (how !== 'plain') throw new Error(`a hostile env map (${how}) built a factory`);
           built.total++;
           if (factory.adapters.kms instanceof AwsKms) built.aws++;
           if (factory.adapters.metastore instanceof DynamoDbMetastore) built.dynamodb++;
@@ -283,7 +307,7 @@ describe('fromEnv over env maps (no request is ever sent)', () => {
             await factory.close();
           }
         }),
-        { seed: 20_260_310, numRuns: 600 },
+        { seed: 20_260_310, numRuns: 1000 },
       );
       for (const send of sends) expect(send).not.toHaveBeenCalled();
       // The generators reach the builder with each adapter, not only the parser's errors.

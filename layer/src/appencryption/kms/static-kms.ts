@@ -25,6 +25,12 @@ export class StaticKms implements KeyManagementService {
           '`openssl rand -hex 32`',
       );
     }
+    // A zero key is what an unset or wiped variable often turns into: it protects nothing.
+    if (/^0{64}$/.test(masterKeyHex)) {
+      throw new ConfigError(
+        'StaticMasterKeyHex is all zeros, which is no secret; generate a key with `openssl rand -hex 32`',
+      );
+    }
     this.#masterKey = secrets.createFrom(Buffer.from(masterKeyHex, 'hex'));
   }
 

@@ -2,6 +2,13 @@
 
 /** What to do about a SQLite error, by its primary result code (extended codes such as SQLITE_BUSY_SNAPSHOT included). */
 export function advice(code: string, busyTimeoutMs: number): string {
+  if (code === 'SQLITE_READONLY_DBMOVED') {
+    return (
+      'the database file was deleted, moved or replaced while this process had it open, so SQLite will not write ' +
+      'to it; find what removed it, put the right file back, and reopen it (close the SessionFactory and build a ' +
+      'new one, or restart the process)'
+    );
+  }
   const primary = /^SQLITE_[A-Z]+/.exec(code)?.[0];
   switch (primary) {
     case 'SQLITE_BUSY':
