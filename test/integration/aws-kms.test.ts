@@ -71,13 +71,13 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
   });
 
   /** SDK clients pointed at the servers: dummy credentials, short timeouts, a 5 ms fixed retry backoff. */
-  function clients(regionMap: Record<string, string>, maxAttempts = 3) {
+  function clients(regionMap: Record<string, string>, maxAttempts = 3, requestTimeoutMs = TIMEOUT_MS) {
     const made = kmsClientsFor(regionMap, (region) => ({
       endpoint: servers[region].endpoint,
       credentials: CREDENTIALS,
       maxAttempts,
       retryStrategy: new ConfiguredRetryStrategy(maxAttempts, 5),
-      requestHandler: { connectionTimeout: TIMEOUT_MS, requestTimeout: TIMEOUT_MS, throwOnRequestTimeout: true },
+      requestHandler: { connectionTimeout: TIMEOUT_MS, requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true },
     }));
     cleanups.push(() => Object.values(made).forEach((client) => client.destroy()));
     return made;
@@ -90,6 +90,8 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
     maxAttempts?: number;
     clock?: TestClock;
     policy?: CryptoPolicyOptions;
+    requestTimeoutMs?: number;
+    kms?: Partial<AwsKmsOptions>;
   }
 
   /** A SessionFactory on AwsKms. `preferredRegion: null` leaves it out; by default it is the first region. */
@@ -101,10 +103,11 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
     const metrics = new RecordingMetrics();
     const kmsOptions: AwsKmsOptions = {
       regionMap,
-      clients: clients(regionMap, options.maxAttempts),
+      clients: clients(regionMap, options.maxAttempts, options.requestTimeoutMs),
       secrets,
       logger,
       metrics,
+      ...options.kms,
     };
     if (options.preferredRegion !== null) kmsOptions.preferredRegion = options.preferredRegion ?? regions[0];
     const kms = new AwsKms(kmsOptions);
@@ -434,6 +437,70 @@ describe('AwsKms against KMS-protocol servers (one per region)', () => {
     expect(servers[WEST].requests.Decrypt).toBe(2); // each attempt timed out
     expect(servers[EAST].requests.Decrypt).toBe(1);
     expect(reader.logger.lines).toEqual([expect.stringMatching(/failed in us-west-2: TimeoutError: .*requestTimeout/)]);
+  });
+
+  it('a slow preferred region costs one regionTimeoutMs per operation (no retries), not attempts × request timeout', async () => {
+    const clock = new TestClock();
+    // Slower than the budget, faster than the client's request timeout: the SDK alone would wait it out.
+    servers[WEST].slow(1_500);
+    const { factory, kms, metastore, logger, secrets } = setup({
+      maxAttempts: 3,
+      requestTimeoutMs: 5_000,
+      kms: { regionTimeoutMs: 150, clock },
+    });
+    const drr = await encrypt(factory, 'p1', 'west is slow');
+    // us-west-2: one GenerateDataKey and one Encrypt, each aborted at the budget and not retried.
+    expect(calls()[WEST]).toEqual({ GenerateDataKey: 1, Encrypt: 1, Decrypt: 0 });
+    expect(calls()[EAST]).toEqual({ GenerateDataKey: 1, Encrypt: 0, Decrypt: 0 });
+    expect(envelopeOf(skRows(metastore)[0].record).kmsKeks.map((k) => k.region)).toEqual([EAST, EU]);
+    expect(logger.lines).toEqual([
+      expect.stringMatching(/^AWS KMS GenerateDataKey failed in us-west-2: KmsError: no answer within 150 ms \(regionTimeoutMs\)/),
+      expect.stringMatching(/^AWS KMS Encrypt failed in us-west-2: KmsError: no answer within 150 ms/),
+    ]);
+    expect(await decrypt(factory, 'p1', drr)).toBe('west is slow');
+
+    // For skipFailedRegionMs (60 s) us-west-2 goes last: the next system key is generated in us-east-1 at once.
+    const sk = secrets.createRandom(32);
+    await kms.encryptKey(sk);
+    expect(calls()[WEST].GenerateDataKey).toBe(1);
+    expect(calls()[EAST].GenerateDataKey).toBe(2);
+    // After that, us-west-2 is tried first again (and is fast again).
+    servers[WEST].clear();
+    clock.advanceSeconds(61);
+    await kms.encryptKey(sk);
+    expect(calls()[WEST].GenerateDataKey).toBe(2);
+    expect(calls()[EAST].GenerateDataKey).toBe(2);
+    sk.close();
+  });
+
+  it('a cold decrypt skips a slow preferred region after one budget, and later decrypts go to the healthy one first', async () => {
+    const writer = setup();
+    const drr = await encrypt(writer.factory, 'p1', 'read me');
+    for (const server of Object.values(servers)) server.resetCounts();
+    servers[WEST].slow(1_500);
+    const reader = setup({ metastore: writer.metastore, requestTimeoutMs: 5_000, kms: { regionTimeoutMs: 150 } });
+    expect(await decrypt(reader.factory, 'p1', drr)).toBe('read me');
+    expect(calls()[WEST].Decrypt).toBe(1);
+    expect(calls()[EAST].Decrypt).toBe(1);
+    // A second cold reader on the same AwsKms (another factory): us-east-1 first, us-west-2 not asked.
+    const again = SessionFactory.create({ serviceName: 'service', productId: 'product', metastore: writer.metastore, kms: reader.kms, secrets: reader.secrets });
+    expect(await decrypt(again, 'p1', drr)).toBe('read me');
+    await again.close();
+    expect(calls()[WEST].Decrypt).toBe(1);
+    expect(calls()[EAST].Decrypt).toBe(2);
+  });
+
+  it('regionTimeoutMs and skipFailedRegionMs are checked', () => {
+    const secrets = new SecretFactory();
+    try {
+      const regionMap = mapOf(WEST);
+      expect(() => new AwsKms({ regionMap, clients: clients(regionMap), secrets, regionTimeoutMs: 0 })).toThrow(
+        'AwsKms regionTimeoutMs must be a whole number of milliseconds from 1 to 600000, got 0',
+      );
+      expect(() => new AwsKms({ regionMap, clients: clients(regionMap), secrets, skipFailedRegionMs: -1 })).toThrow(/skipFailedRegionMs/);
+    } finally {
+      secrets.close();
+    }
   });
 
   it('a non-retryable KMS error (AccessDenied) fails over at once, a 500 after the SDK\'s retries', async () => {

@@ -18,6 +18,12 @@
  * require that bundlers leave alone, so this module (and the layer's index, which imports it) loads where @aws-sdk
  * is absent: the layer does not ship it, and the Lambda Node.js runtime provides it.
  *
+ * Time: one region gets at most `regionTimeoutMs` (2 s) per operation, the SDK's retries included (an abort
+ * signal), so a slow region costs that much before the next is tried, and the concurrent Encrypts of a new SK end
+ * within it too (a region that has not answered by then is left out of the envelope, as a failed one is). A region
+ * that failed goes last in the order for `skipFailedRegionMs` (60 s), so later calls go to a healthy region first.
+ * A call's worst case is regions × regionTimeoutMs (docs/troubleshooting.md, "AWS KMS … timeouts").
+ *
  * Metrics, through the optional hook, one increment per KMS API call (the SDK's own retries inside a call are not
  * counted again); the same names with `.error` appended count the calls that failed:
  *   kms.aws.generatedatakey.<region>   kms.aws.encrypt.<region>   kms.aws.decrypt.<region>
@@ -29,7 +35,7 @@ import type { Secret } from '../../securememory/secret.js';
 import type { SecretFactory } from '../../securememory/secret-factory.js';
 import * as aead from '../aead.js';
 import { ClosedError, KmsError } from '../errors.js';
-import type { KeyManagementService } from '../ports.js';
+import { systemClock, type Clock, type KeyManagementService } from '../ports.js';
 import { redactWith } from '../redact.js';
 import { regionOrder } from '../region-map.js';
 import { loadKmsSdk, type KmsSdk } from './aws-kms-clients.js';
@@ -63,7 +69,16 @@ export interface AwsKmsOptions {
   secrets: SecretFactory;
   logger?: AwsKmsLogger;
   metrics?: AwsKmsMetricsHook;
+  /** The most one region may take for one operation, the SDK's retries included. Default 2000 ms. */
+  regionTimeoutMs?: number;
+  /** How long a region that failed goes last in the order. Default 60000 ms; 0 keeps the configured order. */
+  skipFailedRegionMs?: number;
+  /** For tests: when a region failed is read from here. */
+  clock?: Clock;
 }
+
+export const DEFAULT_REGION_TIMEOUT_MS = 2_000;
+export const DEFAULT_SKIP_FAILED_REGION_MS = 60_000;
 
 interface RegionalKms {
   readonly region: string;
@@ -91,6 +106,11 @@ export class AwsKms implements KeyManagementService {
   readonly #ownedClients: KMSClient[] = [];
   readonly #logger: AwsKmsLogger | undefined;
   readonly #metricsHook: AwsKmsMetricsHook | undefined;
+  readonly #regionTimeoutMs: number;
+  readonly #skipFailedRegionMs: number;
+  readonly #clock: Clock;
+  /** When each region last failed (clock ms); a region goes last while that is recent. */
+  readonly #failedAt = new Map<string, number>();
   #closed = false;
 
   constructor(options: AwsKmsOptions) {
@@ -103,6 +123,9 @@ export class AwsKms implements KeyManagementService {
     if (options.secrets === null || typeof options.secrets !== 'object') {
       throw new ConfigError('AwsKms needs secrets: the SecretFactory that holds the transient data keys');
     }
+    this.#regionTimeoutMs = checkMs(options.regionTimeoutMs, DEFAULT_REGION_TIMEOUT_MS, 'regionTimeoutMs', 1);
+    this.#skipFailedRegionMs = checkMs(options.skipFailedRegionMs, DEFAULT_SKIP_FAILED_REGION_MS, 'skipFailedRegionMs', 0);
+    this.#clock = options.clock ?? systemClock;
     this.#sdk = loadKmsSdk();
     this.#secrets = options.secrets;
     this.#logger = options.logger;
@@ -208,7 +231,7 @@ export class AwsKms implements KeyManagementService {
     for (const kek of envelope.kmsKeks) keks.set(kek.region, kek);
     const failures: string[] = [];
     const causes: unknown[] = [];
-    for (const regional of this.#regionals) {
+    for (const regional of this.ordered()) {
       const kek = keks.get(regional.region);
       if (kek === undefined) {
         failures.push(`${regional.region}: the envelope has no KEK for this region`);
@@ -217,9 +240,8 @@ export class AwsKms implements KeyManagementService {
       this.count('decrypt', regional.region);
       let plaintext: Uint8Array | undefined;
       try {
-        const out = await regional.client.send(
-          new this.#sdk.DecryptCommand({ KeyId: regional.arn, CiphertextBlob: kek.encryptedKek }),
-        );
+        const command = new this.#sdk.DecryptCommand({ KeyId: regional.arn, CiphertextBlob: kek.encryptedKek });
+        const out = await this.send(regional, (client, options) => client.send(command, options));
         plaintext = out.Plaintext;
         if (plaintext === undefined || plaintext.length !== DATA_KEY_BYTES) {
           throw new Error(`KMS Decrypt returned ${plaintext === undefined ? 'no' : `a ${plaintext.length}-byte`} plaintext, not a 32-byte data key`);
@@ -251,12 +273,11 @@ export class AwsKms implements KeyManagementService {
   private async generateDataKey(): Promise<DataKey> {
     const failures: string[] = [];
     const causes: unknown[] = [];
-    for (const regional of this.#regionals) {
+    for (const regional of this.ordered()) {
       this.count('generatedatakey', regional.region);
       try {
-        const out = await regional.client.send(
-          new this.#sdk.GenerateDataKeyCommand({ KeyId: regional.arn, KeySpec: 'AES_256' }),
-        );
+        const command = new this.#sdk.GenerateDataKeyCommand({ KeyId: regional.arn, KeySpec: 'AES_256' });
+        const out = await this.send(regional, (client, options) => client.send(command, options));
         const plaintext = out.Plaintext;
         if (plaintext === undefined || plaintext.length !== DATA_KEY_BYTES || !out.CiphertextBlob?.length) {
           plaintext?.fill(0);
@@ -290,9 +311,8 @@ export class AwsKms implements KeyManagementService {
         }
         this.count('encrypt', regional.region);
         try {
-          const out = await regional.client.send(
-            new this.#sdk.EncryptCommand({ KeyId: regional.arn, Plaintext: dataKey.plaintext }),
-          );
+          const command = new this.#sdk.EncryptCommand({ KeyId: regional.arn, Plaintext: dataKey.plaintext });
+          const out = await this.send(regional, (client, options) => client.send(command, options));
           if (!out.CiphertextBlob?.length) throw new Error('KMS Encrypt returned no CiphertextBlob');
           return { region: regional.region, arn: regional.arn, encryptedKek: Buffer.from(out.CiphertextBlob) };
         } catch (err) {
@@ -302,6 +322,43 @@ export class AwsKms implements KeyManagementService {
       }),
     );
     return keks.filter((kek): kek is RegionalKek => kek !== undefined);
+  }
+
+  /** The regions, healthy ones first (in priority order), then those that failed recently (in priority order). */
+  private ordered(): readonly RegionalKms[] {
+    if (this.#failedAt.size === 0) return this.#regionals;
+    const now = this.#clock.now();
+    const recent = (r: RegionalKms) => {
+      const at = this.#failedAt.get(r.region);
+      return at !== undefined && now - at < this.#skipFailedRegionMs;
+    };
+    return [...this.#regionals.filter((r) => !recent(r)), ...this.#regionals.filter(recent)];
+  }
+
+  /**
+   * One KMS call in one region, aborted after regionTimeoutMs whatever the client's own timeouts and retries. A
+   * failure marks the region, a success clears it.
+   */
+  private async send<O>(
+    regional: RegionalKms,
+    call: (client: KMSClient, options: { abortSignal: AbortSignal }) => Promise<O>,
+  ): Promise<O> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.#regionTimeoutMs);
+    timer.unref?.();
+    try {
+      const out = await call(regional.client, { abortSignal: controller.signal });
+      this.#failedAt.delete(regional.region);
+      return out;
+    } catch (err) {
+      this.#failedAt.set(regional.region, this.#clock.now());
+      if (controller.signal.aborted) {
+        throw new KmsError(`no answer within ${this.#regionTimeoutMs} ms (regionTimeoutMs)`, { cause: err });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // ---- reporting ------------------------------------------------------------------------------------------------
@@ -329,3 +386,11 @@ export class AwsKms implements KeyManagementService {
 }
 
 redactWith(AwsKms, (k) => ({ regions: k.regions.join(', '), closed: k.isClosed }));
+
+function checkMs(value: number | undefined, fallback: number, name: string, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 600_000) {
+    throw new ConfigError(`AwsKms ${name} must be a whole number of milliseconds from ${min} to 600000, got ${String(value)}`);
+  }
+  return value;
+}
