@@ -74,44 +74,41 @@ export class LockedRegion {
   }
 
   /**
-   * Moves the data pages, with their contents, to a new address, and leaves at the old one fresh pages that read
-   * zeros, unlocked and mapped for good: for when a view of these pages escaped (a withBytes view transferred to
-   * an ArrayBuffer the library cannot reach), so that whatever holds it reads zeros, never a later secret. The
-   * region must be open. Where the kernel cannot move pages (mremap), they are copied; if the copy cannot be
-   * locked the region becomes unlocked (`locked` false) and the caller accounts for it.
+   * Moves the data pages' contents to a new mapping, and leaves at the old address fresh pages that read zeros,
+   * unlocked and mapped for good: for when a view of these pages escaped (a withBytes view transferred to an
+   * ArrayBuffer the library cannot reach), so that whatever holds it reads zeros, never a later secret. The region
+   * must be open. A copy, not mremap: mremap with MREMAP_DONTUNMAP leaves the kernel counting the old pages as
+   * locked (VmLck grows by the region, seen on Linux 6.18), which would eat into RLIMIT_MEMLOCK for good. The new
+   * pages are locked after the old ones are unlocked, so the move needs no more of the limit than the region has;
+   * if another thread took that room meanwhile, the region stays unlocked (`locked` false) and the caller accounts
+   * for it.
    */
   relocate(): void {
     const native = this.native;
-    const page = BigInt(native.pageSize);
-    const from = this.address;
+    const page = native.pageSize;
     const base = native.map(this.mappedBytes);
-    const to = base + page;
+    const to = base + BigInt(page);
+    let bytes: Uint8Array;
     try {
-      native.protectNone(base, native.pageSize);
-      native.protectNone(to + BigInt(this.dataBytes), native.pageSize);
-      if (!native.moveLeavingZeros(from, this.dataBytes, to)) this.copyTo(to);
+      native.protectNone(base, page);
+      native.protectNone(to + BigInt(this.dataBytes), page);
+      native.excludeFromCoreDumps(to, this.dataBytes);
+      bytes = new Uint8Array(native.view(to, this.dataBytes));
+      bytes.set(this.bytes);
     } catch (err) {
       native.unmap(base, this.mappedBytes);
       throw err;
     }
-    // The old mapping (guard pages and zeros) is never unmapped: the escaped view may still read it.
-    this.native.detach(this.bytes.buffer as ArrayBuffer);
-    this.base = base;
-    this.address = to;
-    this.bytes = new Uint8Array(native.view(to, this.dataBytes));
-    moveMapping(this.registrySlot, base, this.locked);
-  }
-
-  /** relocate() without mremap: copy the open pages to `to`, lock the copy if these were, zero the old ones. */
-  private copyTo(to: bigint): void {
-    const native = this.native;
-    native.excludeFromCoreDumps(to, this.dataBytes);
-    const lockedCopy = this.locked && native.lock(to, this.dataBytes) === 0;
-    new Uint8Array(native.view(to, this.dataBytes)).set(this.bytes);
     native.zero(this.address, this.dataBytes);
     if (this.locked) native.unlock(this.address, this.dataBytes);
+    // The old mapping (guard pages and these zeros) is never unmapped: the escaped view may still read it.
     native.replaceWithZeros(this.address, this.dataBytes);
-    this.locked = lockedCopy;
+    if (this.locked) this.locked = native.lock(to, this.dataBytes) === 0;
+    native.detach(this.bytes.buffer as ArrayBuffer);
+    this.base = base;
+    this.address = to;
+    this.bytes = bytes;
+    moveMapping(this.registrySlot, base, this.locked);
   }
 
   open(): void {

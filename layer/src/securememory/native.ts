@@ -26,12 +26,6 @@ export interface NativeMemory {
   /** A private anonymous read-write mapping of `length` bytes (a multiple of the page size). */
   map(length: number): bigint;
   unmap(address: bigint, length: number): void;
-  /**
-   * Moves the pages at `from` (with their contents, lock and flags) onto `to`, a range of `length` bytes this
-   * process mapped, and leaves at `from` an empty mapping that is not locked and reads zeros (Linux 5.7+: mremap
-   * with MREMAP_DONTUNMAP). False where that is not possible; nothing changed then.
-   */
-  moveLeavingZeros(from: bigint, length: number, to: bigint): boolean;
   /** Replaces the pages at `address` (a range this process mapped) with fresh ones that read zeros, unlocked. */
   replaceWithZeros(address: bigint, length: number): void;
   protectNone(address: bigint, length: number): void;
@@ -59,8 +53,6 @@ interface PlatformConstants {
   PROT_READ_WRITE: number;
   MAP_PRIVATE_ANONYMOUS: number;
   MAP_FIXED: number;
-  /** MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, where mremap exists. */
-  MREMAP_MOVE_DONTUNMAP: number | undefined;
   MADV_DONTDUMP: number | undefined;
   RLIMIT_CORE: number;
   RLIMIT_MEMLOCK: number;
@@ -76,7 +68,6 @@ const LINUX: PlatformConstants = {
   PROT_READ_WRITE: 0x1 | 0x2,
   MAP_PRIVATE_ANONYMOUS: 0x02 | 0x20,
   MAP_FIXED: 0x10,
-  MREMAP_MOVE_DONTUNMAP: 1 | 2 | 4,
   MADV_DONTDUMP: 16,
   RLIMIT_CORE: 4,
   RLIMIT_MEMLOCK: 8,
@@ -88,7 +79,6 @@ const DARWIN: PlatformConstants = {
   PROT_READ_WRITE: 0x1 | 0x2,
   MAP_PRIVATE_ANONYMOUS: 0x0002 | 0x1000,
   MAP_FIXED: 0x0010,
-  MREMAP_MOVE_DONTUNMAP: undefined,
   MADV_DONTDUMP: undefined,
   RLIMIT_CORE: 4,
   RLIMIT_MEMLOCK: 6,
@@ -145,8 +135,6 @@ function bind(): NativeMemory {
   };
   const mmap = fn('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)');
   const munmap = fn('int munmap(void *addr, size_t length)');
-  // Variadic in libc: the new address is passed as a typed extra argument.
-  const mremap = c.MREMAP_MOVE_DONTUNMAP === undefined ? undefined : fn('void *mremap(void *old, size_t oldSize, size_t newSize, int flags, ...)');
   const mprotect = fn('int mprotect(void *addr, size_t length, int prot)');
   const mlock = fn('int mlock(void *addr, size_t length)');
   const munlock = fn('int munlock(void *addr, size_t length)');
@@ -187,12 +175,6 @@ function bind(): NativeMemory {
       return address;
     },
     unmap: (address, length) => check(munmap(address, length), 'munmap'),
-    moveLeavingZeros: (from, length, to) => {
-      if (mremap === undefined) return false;
-      const moved = mremap(from, length, length, c.MREMAP_MOVE_DONTUNMAP, 'void *', to) as bigint;
-      // EINVAL before Linux 5.7, which has no MREMAP_DONTUNMAP.
-      return moved === to;
-    },
     replaceWithZeros: (address, length) => {
       const fresh = mmap(address, length, c.PROT_READ_WRITE, c.MAP_PRIVATE_ANONYMOUS | c.MAP_FIXED, -1, 0) as bigint;
       if (fresh !== address) throw new SecureMemoryError(`mmap(MAP_FIXED) failed (${errnoName(koffi.errno())})`);

@@ -5,9 +5,9 @@
  * turn, not per access) while an idle process has no readable key page.
  *
  * A view lent to withBytes covers its secret's bytes only and is detached (zero-length) as the call returns. If
- * the callback moved it instead (ArrayBuffer transfer, or a transfer list), some buffer the library cannot reach
- * now points into the page: the page is relocated, leaving zeros behind (LockedRegion.relocate), so that buffer
- * never reads a secret.
+ * the callback moved it instead (ArrayBuffer transfer), some buffer the library cannot reach now points into the
+ * page: the page's contents move, leaving zeros behind (LockedRegion.relocate), so that buffer never reads a
+ * secret.
  */
 import type { Allocation } from './allocation.js';
 import { UNIT_BYTES as UNIT, type LockedRegion } from './locked-region.js';

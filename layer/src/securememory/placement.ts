@@ -185,7 +185,7 @@ export class Placement {
     return new MemlockLimitError(this.#limitBytes(), pages * this.pageSize, detail + unlocked);
   }
 
-  /** A relocated region could not be locked again (LockedRegion.relocate without mremap): count it as unlocked. */
+  /** A relocated region could not be locked again (another thread took the room): count it as unlocked. */
   lostLock(region: LockedRegion): void {
     this.#lockedBytes -= region.dataBytes;
     this.#budget.release(region.dataBytes);
