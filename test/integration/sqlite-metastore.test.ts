@@ -313,6 +313,22 @@ describe('SqliteMetastore', () => {
       },
     );
 
+    it('an encryption_key table that does not make (id, created) unique is refused with the DDL; a unique index will do', async () => {
+      const file = newFile();
+      const db = raw(file);
+      db.exec('CREATE TABLE encryption_key (id TEXT NOT NULL, created TIMESTAMP NOT NULL, key_record TEXT NOT NULL)');
+      const err = thrown(() => open(file));
+      expect(err).toBeInstanceOf(MetastoreError);
+      expect(err.message).toMatch(/the encryption_key table does not make \(id, created\) unique.*nothing was written/);
+      expect(err.message).toContain('CREATE TABLE encryption_key (id TEXT NOT NULL, created TIMESTAMP NOT NULL, key_record TEXT NOT NULL, PRIMARY KEY (id, created))');
+      expect(db.prepare('SELECT count(*) AS n FROM encryption_key').get()).toEqual({ n: 0 });
+      // A unique index on exactly (id, created) arbitrates as the primary key does.
+      db.exec('CREATE UNIQUE INDEX by_key ON encryption_key (created, id)');
+      const metastore = open(file);
+      expect(await metastore.store(SK_ID, T0, skRecord(T0))).toBe(true);
+      expect(await metastore.store(SK_ID, T0, skRecord(T0, 9))).toBe(false);
+    });
+
     it('a database file deleted while open (SQLITE_READONLY_DBMOVED) is a MetastoreError that says to reopen it', async () => {
       const file = newFile();
       const metastore = open(file);

@@ -37,18 +37,33 @@ export function isRegionName(name: string): boolean {
   return REGION_NAME.test(name);
 }
 
-/** `_SK_{service}_{product}`, or `_SK_{service}_{product}_{suffix}` with a region suffix. */
-export function systemKeyId(service: string, product: string, suffix?: string): string {
-  checkNonEmpty(service, product);
-  const id = `${SK_PREFIX}${service}_${product}`;
-  return hasSuffix(suffix) ? `${id}_${suffix}` : id;
-}
-
 /**
  * The longest key id, in UTF-8 bytes: DynamoDB's limit for a partition key (Id), the tightest of the metastores,
  * so that a key made anywhere can be stored in any of them.
  */
 export const MAX_KEY_ID_BYTES = 2048;
+
+/** `_SK_{service}_{product}`, or `_SK_{service}_{product}_{suffix}` with a region suffix. */
+export function systemKeyId(service: string, product: string, suffix?: string): string {
+  checkNonEmpty(service, product);
+  const unsuffixed = `${SK_PREFIX}${service}_${product}`;
+  const id = hasSuffix(suffix) ? `${unsuffixed}_${suffix}` : unsuffixed;
+  const bytes = bytesOverLimit(id);
+  if (bytes !== undefined) {
+    throw new ConfigError(
+      `the service and product names make a system key id of ${bytes} bytes as UTF-8, over the ` +
+        `${MAX_KEY_ID_BYTES}-byte limit of key ids (DynamoDB's partition-key limit); use shorter names`,
+    );
+  }
+  return id;
+}
+
+/** The UTF-8 bytes of a key id over MAX_KEY_ID_BYTES, else undefined (a short id is not measured: 3 bytes a unit at most). */
+function bytesOverLimit(id: string): number | undefined {
+  if (id.length <= MAX_KEY_ID_BYTES / 3) return undefined;
+  const bytes = Buffer.byteLength(id, 'utf8');
+  return bytes > MAX_KEY_ID_BYTES ? bytes : undefined;
+}
 
 /** `_IK_{partition}_{service}_{product}`, or `…_{suffix}` with a region suffix. */
 export function intermediateKeyId(partition: string, service: string, product: string, suffix?: string): string {
@@ -57,8 +72,8 @@ export function intermediateKeyId(partition: string, service: string, product: s
   const unsuffixed = `${IK_PREFIX}${partition}_${service}_${product}`;
   const id = hasSuffix(suffix) ? `${unsuffixed}_${suffix}` : unsuffixed;
   // Checked before any I/O: a metastore would refuse the id only when the key is stored, as a server fault.
-  const bytes = id.length <= MAX_KEY_ID_BYTES / 3 ? id.length : Buffer.byteLength(id, 'utf8');
-  if (bytes > MAX_KEY_ID_BYTES) {
+  const bytes = bytesOverLimit(id);
+  if (bytes !== undefined) {
     const partitionBytes = Buffer.byteLength(partition, 'utf8');
     throw new ConfigError(
       `partition id is too long: it is ${partitionBytes} bytes as UTF-8 and makes an intermediate key id of ${bytes} ` +

@@ -82,6 +82,7 @@ export class KeyManager {
     );
     // Every name of the key ids is checked once, here, where service, product and suffix meet.
     checkKeyIdNames(this.serviceName, this.productId, this.#suffix, deps.legacyKeyIdNames === true);
+    systemKeyId(this.serviceName, this.productId, this.#suffix); // its length, before any session or I/O
   }
 
   partition(id: string): Partition {

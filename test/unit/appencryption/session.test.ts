@@ -10,6 +10,7 @@ import {
   InvalidRecordError,
   KeyNotFoundError,
   MemoryMetastore,
+  SessionFactory,
   type DataRowRecord,
 } from '../../../layer/src/index';
 import fc from 'fast-check';
@@ -102,6 +103,12 @@ describe('Session', () => {
     const room = 2048 - '_IK__service_product'.length;
     expect(() => t.factory.getSession('x'.repeat(room))).not.toThrow();
     expect(() => t.factory.getSession('x'.repeat(room + 1))).toThrow(new RegExp(`at most ${room} bytes`));
+  });
+
+  test('service and product names whose system key id would pass 2048 bytes are a ConfigError when the factory is made', () => {
+    expect(() =>
+      SessionFactory.create({ serviceName: 'é'.repeat(1100), productId: 'p', metastore: new MemoryMetastore(), kms: t.kms }),
+    ).toThrow(/^the service and product names make a system key id of 2206 bytes as UTF-8, over the 2048-byte limit/);
   });
 
   test('recordSize is the exact size of the record encrypt makes, for any partition and data size (fast-check)', async () => {

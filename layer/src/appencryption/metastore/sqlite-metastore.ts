@@ -10,6 +10,7 @@ import { advice, isSqliteError } from './sqlite-advice.js';
 import {
   checkCreated,
   CREATE_TABLE,
+  hasUniqueKey,
   createdText,
   describeRow,
   describeShift,
@@ -119,11 +120,21 @@ export class SqliteMetastore implements Metastore {
     // the file once; both implementations then follow it.
     try {
       db.exec(CREATE_TABLE);
+      if (!hasUniqueKey(db)) {
+        db.close();
+        throw new MetastoreError(
+          `SQLite metastore "${this.path}": the encryption_key table does not make (id, created) unique, so two ` +
+            'processes creating the same key could both store theirs and records under one would not decrypt with ' +
+            `the other; nothing was written. Asherah's table is: ${CREATE_TABLE.replace(' IF NOT EXISTS', '')}. ` +
+            'Create it so (or add a unique index on (id, created)) and copy the rows over',
+        );
+      }
       this.loadStatement = db.prepare<[string, bigint], unknown>(LOAD).pluck();
       this.loadLatestStatement = db.prepare<[string], { created: unknown; key_record: unknown }>(LOAD_LATEST);
       this.storeStatement = db.prepare<[string, bigint, string], unknown>(STORE);
       this.keyRowsStatement = db.prepare<[], { id: unknown; created: unknown; key_record: unknown }>(KEY_ROWS);
     } catch (err) {
+      if (err instanceof MetastoreError) throw err;
       db.close();
       throw this.failure('create or open the encryption_key table', err);
     }

@@ -17,6 +17,27 @@ export const STORE =
 export const KEY_ROWS =
   "SELECT id, created, key_record FROM encryption_key WHERE id GLOB '_SK_*' OR id GLOB '_IK_*' ORDER BY id, created";
 
+/**
+ * Whether the table makes (id, created) unique, which insert-if-absent relies on: its primary key, or a unique
+ * index, on exactly those two columns. A table made otherwise (by hand, or by another tool) would take two rows
+ * for one key, so two racing creators would both think they stored theirs.
+ */
+export function hasUniqueKey(db: { pragma(source: string): unknown }): boolean {
+  const columns = db.pragma('table_info(encryption_key)') as { name: string; pk: number }[];
+  const primaryKey = columns.filter((c) => c.pk > 0).map((c) => c.name);
+  if (sameColumns(primaryKey, ['id', 'created'])) return true;
+  const indexes = db.pragma('index_list(encryption_key)') as { name: string; unique: number; partial?: number }[];
+  return indexes.some((index) => {
+    if (index.unique !== 1 || index.partial === 1) return false;
+    const indexed = (db.pragma(`index_info(${JSON.stringify(index.name)})`) as { name: string }[]).map((c) => c.name);
+    return sameColumns(indexed, ['id', 'created']);
+  });
+}
+
+function sameColumns(actual: string[], expected: string[]): boolean {
+  return actual.length === expected.length && expected.every((name) => actual.includes(name));
+}
+
 /** '9999-12-31 23:59:59': beyond it datetime() returns NULL, which INSERT OR IGNORE would silently skip. */
 const MAX_CREATED = 253402300799;
 const CREATED_TEXT = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
