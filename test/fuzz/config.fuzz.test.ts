@@ -8,18 +8,21 @@
  * AWS_DEFAULT_REGION are unset, so "dynamodb" needs DynamoDBRegion. A SQLite ConnectionString is always a file in a
  * temp dir.
  */
-// Runs in this file: 29,000 fast-check cases (see RUNS).
+// Runs in this file: 31,000 fast-check cases (see RUNS).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { validateConfig } from '../../layer/src/appencryption/config';
 import {
+  AwsKms,
   ConfigError,
   decryptAsync,
   decryptStringAsync,
   encryptAsync,
   encryptStringAsync,
+  SecretFactory,
+  SessionFactory,
   setup,
   shutdown,
   type AsherahConfig,
@@ -349,5 +352,62 @@ describe('setup() with Metastore "dynamodb" or KMS "aws" (no request is ever mad
       );
     // setupAndRoundTrip makes no encrypt with a config that uses AWS; a local one must round-trip.
     await fc.assert(fc.asyncProperty(awsConfig, setupAndRoundTrip), { seed: SEED, numRuns: RUNS.aws });
+  });
+});
+
+describe('SessionFactory.fromConfig options.timeouts and AwsKms budgets (no request is ever made)', () => {
+  test('any value of timeouts or of a field: a factory whose clients are built, or a ConfigError naming the option', async () => {
+    const field = fc.oneof(fc.constantFrom(1, 2000, 600_000, 600_001, 10, 11), hostileNumber, anyValue);
+    const service = fc.oneof(
+      fc.record(
+        { connectionTimeoutMs: field, requestTimeoutMs: field, maxAttempts: field },
+        { requiredKeys: [] },
+      ),
+      fc.dictionary(hostileString(8), field, { maxKeys: 3 }),
+      anyValue,
+    );
+    const timeouts = fc.oneof(fc.record({ dynamodb: service, kms: service }, { requiredKeys: [] }), anyValue);
+    const config: AsherahConfig = {
+      ...BASE,
+      Metastore: 'dynamodb',
+      DynamoDBRegion: 'us-west-2',
+      DynamoDBEndpoint: 'http://127.0.0.1:9',
+      KMS: 'aws' as const,
+      RegionMap: { 'us-west-2': 'arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+    };
+    let built = 0;
+    await fc.assert(
+      fc.asyncProperty(timeouts, async (value) => {
+        const outcome = outcomeOf(() => SessionFactory.fromConfig(config, { timeouts: value as never }), ['ConfigError']);
+        if ('error' in outcome) {
+          if (!/timeouts/.test(outcome.error.message)) throw new Error(`a timeouts ConfigError that names no option: ${outcome.error.message}`);
+          return;
+        }
+        built++;
+        await outcome.value.close();
+      }),
+      { seed: SEED, numRuns: RUNS.aws },
+    );
+    expect(built).toBeGreaterThan(50);
+  });
+
+  test("AwsKms's regionTimeoutMs and skipFailedRegionMs: any value is accepted in range or a ConfigError", () => {
+    const secrets = new SecretFactory();
+    const regionMap = { 'us-west-2': 'arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' };
+    const clients = { 'us-west-2': { send: () => Promise.reject(new Error('no request in this test')) } as never };
+    try {
+      fc.assert(
+        fc.property(fc.oneof(hostileNumber, anyValue), fc.oneof(hostileNumber, anyValue), (regionTimeoutMs, skipFailedRegionMs) => {
+          const outcome = outcomeOf(
+            () => new AwsKms({ regionMap, clients, secrets, regionTimeoutMs: regionTimeoutMs as never, skipFailedRegionMs: skipFailedRegionMs as never }),
+            ['ConfigError'],
+          );
+          if ('value' in outcome) outcome.value.close();
+        }),
+        { seed: SEED, numRuns: RUNS.aws },
+      );
+    } finally {
+      secrets.close();
+    }
   });
 });

@@ -46,14 +46,15 @@ export function resolveTimeouts(
   if (given === null || typeof given !== 'object') {
     throw new ConfigError(`${String(where)} must be an object of ${FIELDS.join(', ')}`);
   }
-  for (const key of Object.keys(given)) {
+  const fields = readFields(given, String(where));
+  for (const key of fields.keys) {
     if (!(FIELDS as readonly string[]).includes(key)) {
       throw new ConfigError(`${String(where)} has an unknown key ${JSON.stringify(key)}; use ${FIELDS.join(', ')}`);
     }
   }
   const resolved = { ...defaults };
   for (const field of FIELDS) {
-    const value = given[field];
+    const value = fields.values[field];
     if (value === undefined) continue;
     const max = field === 'maxAttempts' ? 10 : MAX_MS;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
@@ -62,6 +63,20 @@ export function resolveTimeouts(
     resolved[field] = value;
   }
   return resolved;
+}
+
+/** The object's own keys and the three fields, read once; a getter or Proxy trap that throws is a ConfigError. */
+function readFields(given: object, where: string): { keys: string[]; values: Partial<Record<(typeof FIELDS)[number], unknown>> } {
+  try {
+    const record = given as Record<string, unknown>;
+    const values: Partial<Record<(typeof FIELDS)[number], unknown>> = {};
+    for (const field of FIELDS) values[field] = record[field];
+    return { keys: Object.keys(given), values };
+  } catch (err) {
+    throw new ConfigError(`${where} could not be read (a property getter or Proxy trap threw); pass a plain object`, {
+      cause: err,
+    });
+  }
 }
 
 /** The client config that applies them: requestTimeout is an error, not a warning (throwOnRequestTimeout). */

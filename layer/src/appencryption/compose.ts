@@ -290,12 +290,20 @@ const TIMEOUT_VARIABLES = {
 /** The timeouts of the `service` clients made here: options over the environment over the defaults. */
 function timeoutsFor(service: 'dynamodb' | 'kms', options: FromConfigOptions, extras: EnvExtras): AwsClientTimeouts {
   const defaults = service === 'dynamodb' ? DEFAULT_DYNAMODB_TIMEOUTS : DEFAULT_KMS_TIMEOUTS;
-  const given = options.timeouts;
+  const given: unknown = options.timeouts;
   if (given !== undefined && (given === null || typeof given !== 'object')) {
     throw new ConfigError('options.timeouts must be an object: { dynamodb?: {…}, kms?: {…} }');
   }
+  let mine: Partial<AwsClientTimeouts> | undefined;
+  try {
+    mine = (given as FromConfigOptions['timeouts'])?.[service];
+  } catch (err) {
+    throw new ConfigError('options.timeouts could not be read (a property getter or Proxy trap threw); pass a plain object', {
+      cause: err,
+    });
+  }
   const fromEnv = resolveTimeouts(extras.timeouts?.[service], defaults, TIMEOUT_VARIABLES[service]);
-  return resolveTimeouts(given?.[service], fromEnv, `options.timeouts.${service}`);
+  return resolveTimeouts(mine, fromEnv, `options.timeouts.${service}`);
 }
 
 function newDynamoDbClient(endpoint: string | undefined, region: string | undefined, timeouts: AwsClientTimeouts): DynamoDBClient {

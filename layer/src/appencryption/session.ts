@@ -84,8 +84,10 @@ export class Session {
    * dataRowRecordToJsonObject is never longer (it does not escape `<>&`).
    */
   recordSize(plaintextBytes: number): number {
-    if (!Number.isSafeInteger(plaintextBytes) || plaintextBytes < 0) {
-      throw new ConfigError(`recordSize takes a byte count (a non-negative integer), got ${String(plaintextBytes)}`);
+    // Up to 2^48 bytes (256 TiB), so the size stays an exact integer.
+    if (!Number.isSafeInteger(plaintextBytes) || plaintextBytes < 0 || plaintextBytes > 2 ** 48) {
+      const got = typeof plaintextBytes === 'number' ? String(plaintextBytes) : typeof plaintextBytes;
+      throw new ConfigError(`recordSize takes a byte count (an integer from 0 to 2^48), got ${got}`);
     }
     // The largest Created until the year 2286 (10 digits), and empty Data: its base64 is added below.
     const created = 9_999_999_999;

@@ -14,6 +14,7 @@ import {
   type DataRowRecord,
 } from '../../../layer/src/index';
 import fc from 'fast-check';
+import { anyValue, hostileNumber, outcomeOf } from '../../fuzz/fuzz-support';
 import { testFactory, type TestFactory } from '../../support/envelope';
 
 const vectorsDir = path.resolve(__dirname, '../../vectors');
@@ -128,6 +129,15 @@ describe('Session', () => {
       { seed: 20261208, numRuns: 200 },
     );
     expect(() => t.factory.getSession('p').recordSize(-1)).toThrow(ConfigError);
+    // Any other value: a number of bytes or a ConfigError, never another error.
+    const session = t.factory.getSession('p');
+    fc.assert(
+      fc.property(fc.oneof(hostileNumber, anyValue), (value) => {
+        const outcome = outcomeOf(() => session.recordSize(value as number), ['ConfigError']);
+        if ('value' in outcome && !(Number.isSafeInteger(outcome.value) && outcome.value > 0)) throw new Error('not a size');
+      }),
+      { seed: 20261208, numRuns: 500 },
+    );
   });
 
   test('decrypts every known-answer vector written by upstream Go Asherah, through a SessionFactory', async () => {

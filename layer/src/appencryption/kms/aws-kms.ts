@@ -390,7 +390,8 @@ redactWith(AwsKms, (k) => ({ regions: k.regions.join(', '), closed: k.isClosed }
 function checkMs(value: number | undefined, fallback: number, name: string, min: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 600_000) {
-    throw new ConfigError(`AwsKms ${name} must be a whole number of milliseconds from ${min} to 600000, got ${String(value)}`);
+    const got = typeof value === 'number' ? String(value) : typeof value;
+    throw new ConfigError(`AwsKms ${name} must be a whole number of milliseconds from ${min} to 600000, got ${got}`);
   }
   return value;
 }
