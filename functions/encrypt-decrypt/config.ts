@@ -1,5 +1,5 @@
 /**
- * What is the function's own in its configuration (DESIGN.md "Function: environment and events"). Everything
+ * What is the function's own in its configuration (README.md, "Configuration"). Everything
  * about Asherah (metastore, KMS, names, the Lambda rules and defaults) is read from the same ASHERAH_* variables
  * by the layer's SessionFactory.fromEnv, which the stack and users' own functions share.
  */

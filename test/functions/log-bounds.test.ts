@@ -1,5 +1,5 @@
 /**
- * Log lines and error messages stay small whatever a client sends (issue #13, item 6). The handler runs as in
+ * Log lines and error messages stay small whatever a client sends. The handler runs as in
  * handler.test.ts (SQLite in a temp dir, a static key, a fresh module), but with logging and EMF on, and with
  * everything written to stdout and stderr captured: Powertools' Logger and Metrics write through a Console on
  * process.stdout/stderr, as in Lambda, where each line becomes one CloudWatch event.

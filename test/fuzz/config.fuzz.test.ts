@@ -1,5 +1,5 @@
 /**
- * Fuzzing setup() config (issue #8): objects over the real AsherahConfig keys with wrong types, boundary numbers,
+ * Fuzzing setup() config: objects over the real AsherahConfig keys with wrong types, boundary numbers,
  * names with "_" or the shape of a region, unknown and case-varied keys, getters, Proxies, and JSON text. Every
  * outcome is a value or a named AsherahError; a config setup() accepts must then encrypt and decrypt.
  *

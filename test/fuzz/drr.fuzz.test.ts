@@ -1,5 +1,5 @@
 /**
- * Fuzzing the DataRowRecord and EnvelopeKeyRecord codec and decrypt (issue #8): JSON text, UTF-8 bytes and objects,
+ * Fuzzing the DataRowRecord and EnvelopeKeyRecord codec and decrypt: JSON text, UTF-8 bytes and objects,
  * arbitrary and mutated from a valid record. Every outcome is a value or a named AsherahError with a message that
  * names no key id, ciphertext or plaintext; a mutated record that still decrypts gives the original plaintext.
  */

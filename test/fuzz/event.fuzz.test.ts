@@ -1,5 +1,5 @@
 /**
- * Fuzzing the encrypt/decrypt function's events (issue #8): parseEvent over arbitrary values and mutations of the
+ * Fuzzing the encrypt/decrypt function's events: parseEvent over arbitrary values and mutations of the
  * sample events, then a smaller number of events through the real handler (SQLite in a temp dir, a static key).
  * Every outcome is a request/response or a named AsherahError; an event the handler encrypts decrypts back to its
  * payload, and a mutated decrypt event that succeeds gives the original payload.

@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the fuzz suite (issue #8, "Prove it"): outcome checks and adversarial generators. Not a test
+ * Shared pieces of the fuzz suite: outcome checks and adversarial generators. Not a test
  * file itself (jest runs *.test.ts only).
  */
 import fc from 'fast-check';

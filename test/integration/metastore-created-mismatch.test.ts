@@ -1,6 +1,6 @@
 /**
  * A metastore row whose key (SQLite `created` column, DynamoDB `Created` range key) disagrees with its record's own
- * Created (project issue #8, item 7). A writer that trusted such a row named an (id, Created) in its new records
+ * Created. A writer that trusted such a row named an (id, Created) in its new records
  * that no load() finds: the data was lost for every other process. The metastores refuse the row with a
  * MetastoreError instead, and encrypt passes that on without writing a key or producing a record.
  */

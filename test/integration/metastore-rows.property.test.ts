@@ -4,8 +4,8 @@
  * load() and loadLatest(). Whatever the row holds:
  *   - every outcome is a record, undefined, or an InvalidRecordError / MetastoreError, never a TypeError or a
  *     SyntaxError, and no message contains the key id;
- *   - a record returned by loadLatest(id) is found again by load(id, record.created) (what issue #8, item 7 broke:
- *     a writer names that (id, Created) in the records it encrypts);
+ *   - a record returned by loadLatest(id) is found again by load(id, record.created) (a writer names that
+ *     (id, Created) in the records it encrypts);
  *   - a record returned by load(id, created) has that created.
  * And store() only ever writes what load() returns unchanged.
  */

@@ -1,7 +1,7 @@
 /**
  * The ASHERAH_* environment (env.ts names the variables and their defaults) read into an AsherahConfig, which
  * SessionFactory.fromEnv builds through the same code as fromConfig. The rules are the function's
- * (DESIGN.md "Function: environment and events"): inside Lambda (AWS_LAMBDA_FUNCTION_NAME set) the defaults are
+ * (README.md, "Configuration"): inside Lambda (AWS_LAMBDA_FUNCTION_NAME set) the defaults are
  * DynamoDB and AWS KMS, and a static master key is refused unless ASHERAH_ALLOW_STATIC_KMS=true; elsewhere they
  * are SQLite and a static key. Every message names the variable to set.
  *

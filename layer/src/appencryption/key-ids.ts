@@ -86,23 +86,12 @@ export function intermediateKeyId(partition: string, service: string, product: s
 }
 
 /**
- * Whether a session for this partition may decrypt a record whose ParentKeyMeta.KeyId is `id`: its own IK id
- * exactly; with a region suffix also the unsuffixed id, or the unsuffixed id followed by `_` and one region name,
- * so that the partition's records written in other regions still decrypt. Upstream (Go `IsValidIntermediateKeyID`,
+ * Whether a session may decrypt a record whose ParentKeyMeta.KeyId is `id`, given its partition's unsuffixed IK
+ * id (sessions build it once): that id exactly; with a region suffix also that id followed by `_` and one region
+ * name, so that the partition's records written in other regions still decrypt. Upstream (Go `IsValidIntermediateKeyID`,
  * Java `startsWith`) accepts any id that starts with the unsuffixed one, which lets partition `alice` read
  * partition `alice_svc_prod_x`'s records; we do not.
  */
-export function isValidIntermediateKeyId(
-  id: string,
-  partition: string,
-  service: string,
-  product: string,
-  suffix?: string,
-): boolean {
-  return acceptsIntermediateKeyId(id, intermediateKeyId(partition, service, product), suffix);
-}
-
-/** isValidIntermediateKeyId with the partition's unsuffixed IK id already built (sessions build it once). */
 export function acceptsIntermediateKeyId(id: string, unsuffixed: string, suffix: string | undefined): boolean {
   if (id === unsuffixed) return true;
   if (!hasSuffix(suffix)) return false;

@@ -18,20 +18,14 @@ const AEAD_OVERHEAD_BYTES = 28;
 export class Session {
   // Private (#): nothing that enumerates a session (a logger, JSON.stringify, structuredClone) reaches the keys.
   readonly #keys: KeyManager;
-  readonly #onClose: (() => void) | undefined;
   #closed = false;
   /** @internal The partition's key ids. */
   readonly partition: Partition;
 
   /** @internal Made by SessionFactory.getSession. */
-  constructor(keys: KeyManager, partition: Partition, onClose?: () => void) {
+  constructor(keys: KeyManager, partition: Partition) {
     this.#keys = keys;
     this.partition = partition;
-    this.#onClose = onClose;
-  }
-
-  get partitionId(): string {
-    return this.partition.id;
   }
 
   /** Encrypts `data` (bytes, or a string as UTF-8) into a DataRowRecord. Creates the IK/SK on first use. */
@@ -147,7 +141,6 @@ export class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#onClose?.();
   }
 
   get isClosed(): boolean {

@@ -26,7 +26,6 @@ import { RANDOM_POOL_BYTES, RandomPool } from './random-pool.js';
 import { Sealer, WRAP_KEY_BYTES } from './sealing.js';
 
 export type { Allocation } from './allocation.js';
-export { unitsFor } from './allocation.js';
 export { DEFAULT_UNCAPPED_LOCKED_BYTES } from './placement.js';
 
 // A local copy: imported bindings compile to property reads through getters, and this sits on the hot path.

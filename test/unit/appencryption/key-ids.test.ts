@@ -4,10 +4,10 @@ import {
   checkKeyIdNames,
   intermediateKeyId,
   isRegionName,
-  isValidIntermediateKeyId,
   systemKeyId,
 } from '../../../layer/src/appencryption/key-ids';
 import { ConfigError } from '../../../layer/src/errors';
+import { isValidIntermediateKeyId } from '../../support/key-ids';
 
 describe('key ids (docs/wire-format.md §1.2)', () => {
   it('names the system key _SK_{service}_{product}, service first', () => {

@@ -8,9 +8,9 @@ import fc from 'fast-check';
 import {
   checkKeyIdNames,
   intermediateKeyId,
-  isValidIntermediateKeyId,
   systemKeyId,
 } from '../../../layer/src/appencryption/key-ids';
+import { isValidIntermediateKeyId } from '../../support/key-ids';
 import {
   ConfigError,
   DecryptError,

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { SecretFactory, type Secret } from '../../../layer/src/index';
 import { decrypt, decryptToSecret } from '../../../layer/src/appencryption/aead';
-import { intermediateKeyId, isValidIntermediateKeyId, systemKeyId } from '../../../layer/src/appencryption/key-ids';
+import { intermediateKeyId, systemKeyId } from '../../../layer/src/appencryption/key-ids';
+import { isValidIntermediateKeyId } from '../../support/key-ids';
 import { decodeDataRowRecord, decodeEnvelopeKeyRecord, type KeyMeta } from '../../../layer/src/appencryption/record-codec';
 
 // Known-answer vectors written by upstream Go Asherah (test/vectors/README.md), decrypted here

@@ -32,7 +32,7 @@ import { attributeType, checkCreated, describeItem, encodeKeyRecord, mapToPlain,
 // restart, can read. load() and loadLatest() refuse such an item with a MetastoreError, and store() refuses to
 // write one. Go, Java and Rust do not check this.
 //
-// The SDK is not a dependency of the layer (the Lambda runtime provides it; DESIGN.md), and the layer's public
+// The SDK is not a dependency of the layer (the Lambda runtime provides it; docs/using-the-layer.md), and the layer's public
 // index imports this file, so the SDK is required only when a DynamoDbMetastore is constructed. The caller
 // injects the DynamoDBClient (credentials, region, endpoint, retries, timeouts are theirs to configure); we use
 // the command classes of whichever @aws-sdk/client-dynamodb resolves from here.
