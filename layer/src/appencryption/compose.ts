@@ -34,7 +34,7 @@ import { MemoryMetastore } from './metastore/memory-metastore.js';
 import { SqliteMetastore } from './metastore/sqlite-metastore.js';
 import type { Clock, KeyManagementService, Metastore } from './ports.js';
 import { REGION_MAP_SOURCES, regionOrder } from './region-map.js';
-import type { SessionFactoryConfig } from './session-factory.js';
+import type { SessionFactoryConfig } from './session-factory-config.js';
 
 /** Warnings: an AWS KMS region that failed, secure memory that could not be locked, fromEnv's static key. */
 export interface BuilderLogger {

@@ -4,34 +4,20 @@
  * ahead of time with `prewarm` (e.g. during Lambda INIT).
  */
 import { ConfigError } from '../errors.js';
-import { SecretFactory, type SecretFactoryOptions, type SecretFactoryStats } from '../securememory/secret-factory.js';
+import { SecretFactory, type SecretFactoryStats } from '../securememory/secret-factory.js';
 import { composeFromConfig, composeFromEnv, type Composed, type FromConfigOptions, type FromEnvOptions } from './compose.js';
 import type { AsherahConfig } from './config.js';
-import { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
+import { CryptoPolicy } from './crypto-policy.js';
 import type { EnvMap } from './env-config.js';
 import { KeyManager, type Partition } from './key-manager.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, Lifecycle } from './lifecycle.js';
-import { Metrics, type MetricsHook, type MetricsSnapshot } from './metrics.js';
+import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { systemClock, type Clock, type KeyManagementService, type Metastore } from './ports.js';
 import { redactWith } from './redact.js';
 import { Session } from './session.js';
+import type { SessionFactoryConfig } from './session-factory-config.js';
 
-export interface SessionFactoryConfig {
-  serviceName: string;
-  productId: string;
-  metastore: Metastore;
-  kms: KeyManagementService;
-  policy?: CryptoPolicy | CryptoPolicyOptions;
-  metrics?: MetricsHook;
-  /** Secure memory: a factory to use, or options for the one made here (e.g. `{ mlock: 'best-effort' }`). */
-  secrets?: SecretFactory | SecretFactoryOptions;
-  clock?: Clock;
-  /**
-   * Accept a service, product or region suffix that can make key ids of different services or partitions the
-   * same string (docs/partitions.md). Only for existing deployments whose records already use such names.
-   */
-  legacyKeyIdNames?: boolean;
-}
+export type { SessionFactoryConfig } from './session-factory-config.js';
 
 export interface FactoryMetrics extends MetricsSnapshot {
   /** Secrets (SKs, IKs, in-flight DRKs) open now in this factory's secure memory. */

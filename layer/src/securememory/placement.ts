@@ -16,7 +16,7 @@ import { CANARY_BYTES as CANARY, LockedRegion, UNIT_BYTES as UNIT } from './lock
 import { reclaimStopped } from './mapping-registry.js';
 import type { NativeMemory } from './native.js';
 import type { PageWindows } from './page-windows.js';
-import type { SecureMemoryLogger } from './secret-arena.js';
+import type { SecureMemoryLogger } from './types.js';
 
 // Local copies: imported bindings compile to property reads through getters, and these sit on the hot path.
 const UNIT_BYTES = UNIT;

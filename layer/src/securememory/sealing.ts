@@ -13,7 +13,7 @@ import { SecureMemoryError } from './errors.js';
 import { UNIT_BYTES as UNIT, type LockedRegion } from './locked-region.js';
 import type { PageWindows } from './page-windows.js';
 import type { Placement } from './placement.js';
-import type { SecureMemoryLogger } from './secret-arena.js';
+import type { SecureMemoryLogger } from './types.js';
 
 // A local copy: imported bindings compile to property reads through getters.
 const UNIT_BYTES = UNIT;

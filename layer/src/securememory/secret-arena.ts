@@ -24,6 +24,7 @@ import { PageWindows } from './page-windows.js';
 import { Placement } from './placement.js';
 import { RANDOM_POOL_BYTES, RandomPool } from './random-pool.js';
 import { Sealer, WRAP_KEY_BYTES } from './sealing.js';
+import type { SecureMemoryLogger } from './types.js';
 
 export type { Allocation } from './allocation.js';
 export { DEFAULT_UNCAPPED_LOCKED_BYTES } from './placement.js';
@@ -31,11 +32,7 @@ export { DEFAULT_UNCAPPED_LOCKED_BYTES } from './placement.js';
 // A local copy: imported bindings compile to property reads through getters, and this sits on the hot path.
 const UNIT_BYTES = UNIT;
 
-export type MlockMode = 'strict' | 'best-effort';
-
-export interface SecureMemoryLogger {
-  warn(message: string, details?: Record<string, unknown>): void;
-}
+export type { MlockMode, SecureMemoryLogger } from './types.js';
 
 export interface ArenaOptions {
   /** Disable core dumps for the whole process (setrlimit RLIMIT_CORE 0) on first use. Default true. */

@@ -3,7 +3,8 @@ import { ConfigError } from '../errors.js';
 import { SecureMemoryError } from './errors.js';
 import { holdProcessArena, letGoOfProcessArena } from './process-arena.js';
 import { Secret } from './secret.js';
-import type { ArenaStats, MlockMode, SecretArena, SecureMemoryLogger } from './secret-arena.js';
+import type { ArenaStats, SecretArena } from './secret-arena.js';
+import type { MlockMode, SecureMemoryLogger } from './types.js';
 
 export interface SecretFactoryOptions {
   /**
