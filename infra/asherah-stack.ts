@@ -9,7 +9,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { OutputFormat, type NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Construct } from 'constructs';
-import { ENV_DEFAULTS } from '../layer/src/appencryption/env';
+import { ENV_DEFAULTS } from '../layer/src/appencryption/config/env';
 import { AsherahKeyStore, AsherahLayer, type AsherahEnvironmentOptions } from './constructs';
 import { PROJECT_ROOT, starterFunction, type FunctionDefaults } from './starter-function';
 

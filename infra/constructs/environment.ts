@@ -1,9 +1,9 @@
 /**
  * The ASHERAH_* environment of a function that uses a key store: DynamoDB and AWS KMS, by the names the function
- * reads (layer/src/appencryption/env.ts). The one import of layer code in the constructs: copying them into
+ * reads (layer/src/appencryption/config/env.ts). The one import of layer code in the constructs: copying them into
  * another CDK app, copy env.ts too and point this import at it.
  */
-import { ENV_DEFAULTS, ENV_NAMES } from '../../layer/src/appencryption/env';
+import { ENV_DEFAULTS, ENV_NAMES } from '../../layer/src/appencryption/config/env';
 
 export { ENV_DEFAULTS };
 

@@ -1,5 +1,5 @@
 /**
- * The constructs to add Asherah to any CDK app: copy infra/constructs (and layer/src/appencryption/env.ts, see
+ * The constructs to add Asherah to any CDK app: copy infra/constructs (and layer/src/appencryption/config/env.ts, see
  * environment.ts) and import from here.
  */
 export { AsherahLayer, layerRuntimes, MIN_LAYER_RUNTIME, type AsherahLayerProps } from './asherah-layer';

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { validateConfig } from '../../layer/src/appencryption/config';
+import { validateConfig } from '../../layer/src/appencryption/config/config';
 import {
   AwsKms,
   ConfigError,

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, KmsError, MetastoreError, SessionFactory, type AsherahConfig } from '../../layer/src/index';
-import { DEFAULT_DYNAMODB_TIMEOUTS, DEFAULT_KMS_TIMEOUTS } from '../../layer/src/appencryption/aws-client-timeouts';
+import { DEFAULT_DYNAMODB_TIMEOUTS, DEFAULT_KMS_TIMEOUTS } from '../../layer/src/appencryption/config/aws-client-timeouts';
 import { DUMMY_CREDENTIALS_ENV } from '../../scripts/local-aws/dynalite';
 import { keyArn } from '../../scripts/local-aws/kms-server';
 import { TEST_DEBUG_STATIC_MASTER_KEY_HEX } from '../../layer/src/appencryption/kms/static-kms';

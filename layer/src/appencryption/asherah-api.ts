@@ -3,7 +3,7 @@
  * ids and DRR JSON text, `shutdown` at the end. Same PascalCase config keys as Asherah's other bindings.
  */
 import { ConfigError } from '../errors.js';
-import type { AsherahConfig } from './config.js';
+import type { AsherahConfig } from './config/config.js';
 import { decodeDataRowRecord, encodeDataRowRecord } from './record-codec.js';
 import { SessionFactory, type CloseOptions } from './session-factory.js';
 

@@ -9,7 +9,7 @@ export {
 } from './errors.js';
 export { SessionFactory, type SessionFactoryConfig, type FactoryMetrics, type CloseOptions } from './session-factory.js';
 export { Session } from './session.js';
-export { CryptoPolicy, type CryptoPolicyOptions } from './crypto-policy.js';
+export { CryptoPolicy, type CryptoPolicyOptions } from './config/crypto-policy.js';
 export type { MetricName, MetricsHook, MetricsSnapshot } from './metrics.js';
 export type { Metastore, KeyManagementService, Clock } from './ports.js';
 export {
@@ -46,8 +46,8 @@ export {
   shutdownAsync,
   getSessionFactory,
 } from './asherah-api.js';
-export type { AsherahConfig } from './config.js';
-export { ENV_NAMES, ENV_DEFAULTS, partitionsToPrewarm, type EnvSetting } from './env.js';
-export { configFromEnv, type EnvConfig, type EnvConfigOptions, type EnvMap } from './env-config.js';
-export type { FromConfigOptions, FromEnvOptions, BuilderLogger, BuilderMetricsHook } from './compose.js';
-export { checkRegionMap } from './region-map.js';
+export type { AsherahConfig } from './config/config.js';
+export { ENV_NAMES, ENV_DEFAULTS, partitionsToPrewarm, type EnvSetting } from './config/env.js';
+export { configFromEnv, type EnvConfig, type EnvConfigOptions, type EnvMap } from './config/env-config.js';
+export type { FromConfigOptions, FromEnvOptions, BuilderLogger, BuilderMetricsHook } from './config/compose.js';
+export { checkRegionMap } from './config/region-map.js';

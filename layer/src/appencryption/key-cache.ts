@@ -9,7 +9,7 @@
  */
 import type { Clock } from './ports.js';
 import type { CryptoKey } from './crypto-key.js';
-import type { CryptoPolicy } from './crypto-policy.js';
+import type { CryptoPolicy } from './config/crypto-policy.js';
 import type { Metrics } from './metrics.js';
 
 interface Entry {

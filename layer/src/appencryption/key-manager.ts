@@ -7,7 +7,7 @@ import type { Secret } from '../securememory/secret.js';
 import type { SecretFactory } from '../securememory/secret-factory.js';
 import * as aead from './aead.js';
 import { CryptoKey } from './crypto-key.js';
-import type { CryptoPolicy } from './crypto-policy.js';
+import type { CryptoPolicy } from './config/crypto-policy.js';
 import { InvalidRecordError, KeyNotFoundError } from './errors.js';
 import { KeyCache } from './key-cache.js';
 import type { Lifecycle } from './lifecycle.js';

@@ -1,6 +1,6 @@
 /** What SessionFactory.create takes; in a file of its own, so that compose.ts and session-factory.ts both import it. */
 import type { SecretFactory, SecretFactoryOptions } from '../securememory/secret-factory.js';
-import type { CryptoPolicy, CryptoPolicyOptions } from './crypto-policy.js';
+import type { CryptoPolicy, CryptoPolicyOptions } from './config/crypto-policy.js';
 import type { MetricsHook } from './metrics.js';
 import type { Clock, KeyManagementService, Metastore } from './ports.js';
 

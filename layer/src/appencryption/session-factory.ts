@@ -5,10 +5,10 @@
  */
 import { ConfigError } from '../errors.js';
 import { SecretFactory, type SecretFactoryStats } from '../securememory/secret-factory.js';
-import { composeFromConfig, composeFromEnv, type Composed, type FromConfigOptions, type FromEnvOptions } from './compose.js';
-import type { AsherahConfig } from './config.js';
-import { CryptoPolicy } from './crypto-policy.js';
-import type { EnvMap } from './env-config.js';
+import { composeFromConfig, composeFromEnv, type Composed, type FromConfigOptions, type FromEnvOptions } from './config/compose.js';
+import type { AsherahConfig } from './config/config.js';
+import { CryptoPolicy } from './config/crypto-policy.js';
+import type { EnvMap } from './config/env-config.js';
 import { KeyManager, type Partition } from './key-manager.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, Lifecycle } from './lifecycle.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';

@@ -28,7 +28,7 @@ import {
   type AsherahConfig,
 } from '../../../layer/src/index';
 // Internals of the one region-map check, tested here by path on purpose.
-import { REGION_MAP_SOURCES, regionOrder } from '../../../layer/src/appencryption/region-map';
+import { REGION_MAP_SOURCES, regionOrder } from '../../../layer/src/appencryption/config/region-map';
 
 const BASE: AsherahConfig = { ServiceName: 'service', ProductID: 'product', Metastore: 'memory', KMS: 'test-debug-static' };
 const WEST = 'us-west-2';

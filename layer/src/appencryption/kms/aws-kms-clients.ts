@@ -4,8 +4,8 @@
 import { createRequire } from 'node:module';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { ConfigError } from '../../errors.js';
-import { clientSettings, DEFAULT_KMS_TIMEOUTS } from '../aws-client-timeouts.js';
-import { checkRegionMap } from '../region-map.js';
+import { clientSettings, DEFAULT_KMS_TIMEOUTS } from '../config/aws-client-timeouts.js';
+import { checkRegionMap } from '../config/region-map.js';
 
 export type KmsSdk = typeof import('@aws-sdk/client-kms');
 

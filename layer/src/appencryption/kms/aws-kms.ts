@@ -37,7 +37,7 @@ import * as aead from '../aead.js';
 import { ClosedError, KmsError } from '../errors.js';
 import { systemClock, type Clock, type KeyManagementService } from '../ports.js';
 import { redactWith } from '../redact.js';
-import { regionOrder } from '../region-map.js';
+import { regionOrder } from '../config/region-map.js';
 import { loadKmsSdk, type KmsSdk } from './aws-kms-clients.js';
 import { describeError, errorName, isRegionFailure } from './aws-kms-errors.js';
 import { encodeEnvelope, parseEnvelope, type RegionalKek } from './aws-kms-envelope.js';

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 // Types only: erased from the output, so loading this file never loads the SDK (see loadSdk).
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConfigError } from '../../errors.js';
-import { describeTimeouts, type AwsClientTimeouts } from '../aws-client-timeouts.js';
+import { describeTimeouts, type AwsClientTimeouts } from '../config/aws-client-timeouts.js';
 import { InvalidRecordError, MetastoreError } from '../errors.js';
 import { checkRegionSuffix } from '../key-ids.js';
 import type { Metastore } from '../ports.js';

@@ -3,7 +3,7 @@
  * (docs/wire-format.md §5.1). Durations are in seconds, as in the Rust binding (canonical asherah-node reads
  * nanoseconds: docs/compatibility.md).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../errors.js';
 
 export interface CryptoPolicyOptions {
   /** SK/IK lifetime for new writes; expired keys still decrypt. Default 90 days. */

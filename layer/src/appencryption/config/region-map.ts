@@ -5,8 +5,8 @@
  * ASHERAH_PREFERRED_REGION) and AwsKms's options (regionMap, preferredRegion). Each passes its RegionMapSource, so
  * that a message names what the user wrote, as key-ids.ts's NameSource does for names.
  */
-import { ConfigError } from '../errors.js';
-import { isRegionName } from './key-ids.js';
+import { ConfigError } from '../../errors.js';
+import { isRegionName } from '../key-ids.js';
 
 /** Where a region map came from, for the error messages. */
 export interface RegionMapSource {

@@ -14,13 +14,13 @@
 import { createRequire } from 'node:module';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
-import { ConfigError } from '../errors.js';
-import { SecretFactory, type SecretFactoryOptions } from '../securememory/secret-factory.js';
+import { ConfigError } from '../../errors.js';
+import { SecretFactory, type SecretFactoryOptions } from '../../securememory/secret-factory.js';
 import { CONFIG_NAMES, policyFromConfig, validateConfig, type AsherahConfig } from './config.js';
 import { configFromEnv, type EnvConfigOptions, type EnvMap } from './env-config.js';
 import { ENV_NAMES } from './env.js';
-import { checkRegionSuffix, isRegionName } from './key-ids.js';
-import { AwsKms } from './kms/aws-kms.js';
+import { checkRegionSuffix, isRegionName } from '../key-ids.js';
+import { AwsKms } from '../kms/aws-kms.js';
 import {
   clientSettings,
   DEFAULT_DYNAMODB_TIMEOUTS,
@@ -28,13 +28,13 @@ import {
   resolveTimeouts,
   type AwsClientTimeouts,
 } from './aws-client-timeouts.js';
-import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from './kms/static-kms.js';
-import { DynamoDbMetastore } from './metastore/dynamodb-metastore.js';
-import { MemoryMetastore } from './metastore/memory-metastore.js';
-import { SqliteMetastore } from './metastore/sqlite-metastore.js';
-import type { Clock, KeyManagementService, Metastore } from './ports.js';
+import { StaticKms, TEST_DEBUG_STATIC_MASTER_KEY_HEX } from '../kms/static-kms.js';
+import { DynamoDbMetastore } from '../metastore/dynamodb-metastore.js';
+import { MemoryMetastore } from '../metastore/memory-metastore.js';
+import { SqliteMetastore } from '../metastore/sqlite-metastore.js';
+import type { Clock, KeyManagementService, Metastore } from '../ports.js';
 import { REGION_MAP_SOURCES, regionOrder } from './region-map.js';
-import type { SessionFactoryConfig } from './session-factory-config.js';
+import type { SessionFactoryConfig } from '../session-factory-config.js';
 
 /** Warnings: an AWS KMS region that failed, secure memory that could not be locked, fromEnv's static key. */
 export interface BuilderLogger {

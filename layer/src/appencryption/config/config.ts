@@ -4,9 +4,9 @@
  * Durations are in seconds, as in the Rust binding (docs/compatibility.md). compose.ts builds a SessionFactory from
  * it (SessionFactory.fromConfig, setup()).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../errors.js';
 import { CryptoPolicy } from './crypto-policy.js';
-import { checkKeyIdNames, isWellFormed, type NameSource } from './key-ids.js';
+import { checkKeyIdNames, isWellFormed, type NameSource } from '../key-ids.js';
 
 export interface AsherahConfig {
   ServiceName: string;

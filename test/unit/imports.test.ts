@@ -1,6 +1,7 @@
 /**
- * No import runs in a circle inside the layer, type-only imports included: a circle makes the load order matter
- * and hides which part depends on which.
+ * The import rules of the layout: no import runs in a circle inside the layer, type-only imports included (a circle
+ * makes the load order matter and hides which part depends on which), and infra reaches the layer only through its
+ * configuration folder.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -49,4 +50,20 @@ test('no import cycle in layer/src, type-only imports included', () => {
   const edges = graph();
   expect(edges.size).toBeGreaterThan(40);
   expect(cycles(edges)).toEqual([]);
+});
+
+test('infra imports layer code only from layer/src/appencryption/config (configuration and composition)', () => {
+  const infra = path.resolve(__dirname, '../../infra');
+  const allowed = path.join(SRC, 'appencryption', 'config') + path.sep;
+  const reaching: string[] = [];
+  for (const file of sources(infra)) {
+    for (const [, spec] of readFileSync(file, 'utf8').matchAll(/\bfrom\s+'(\.{1,2}\/[^']+)'/g)) {
+      const target = path.resolve(path.dirname(file), spec);
+      // layer/build (the zip builder) is a tool, not layer code.
+      if (target.startsWith(SRC + path.sep) && !target.startsWith(allowed)) {
+        reaching.push(`${path.relative(infra, file)} → ${spec}`);
+      }
+    }
+  }
+  expect(reaching).toEqual([]);
 });

@@ -4,7 +4,7 @@
  * hold an encrypt until the Lambda times out. A call's worst case is about maxAttempts × requestTimeoutMs, plus
  * the SDK's backoff between attempts (under a second in all).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../errors.js';
 
 export interface AwsClientTimeouts {
   /** Milliseconds to open a connection (TCP and TLS). */

@@ -11,11 +11,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../errors.js';
 import type { AwsClientTimeouts } from './aws-client-timeouts.js';
 import type { AsherahConfig } from './config.js';
 import { ENV_DEFAULTS, ENV_NAMES as N } from './env.js';
-import { checkKeyIdNames, isWellFormed, type NameSource } from './key-ids.js';
+import { checkKeyIdNames, isWellFormed, type NameSource } from '../key-ids.js';
 import { checkRegionMap, REGION_MAP_SOURCES, regionOrder } from './region-map.js';
 
 /** process.env, or a map like it. */
