@@ -24,12 +24,9 @@ const IK_PREFIX = '_IK_';
  */
 const REGION_NAME = /^(?:[a-z]{2}(?:-[a-z]+)+-[0-9]+|eusc(?:-[a-z]+)+-[0-9]+|aws(?:-[a-z]+)*-global)$/;
 
-// With the u flag a surrogate pair is one code point, so this matches only an unpaired half.
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
-
 /** Whether `text` is well-formed Unicode (no unpaired surrogate), so JSON and UTF-8 carry it unchanged. */
 export function isWellFormed(text: string): boolean {
-  return !LONE_SURROGATE.test(text);
+  return text.isWellFormed();
 }
 
 /** Whether `name` has the shape of an AWS region name. */
