@@ -194,3 +194,20 @@ export function foldName(name: string): string {
   }
   return out;
 }
+
+/**
+ * Reads the fields `names` of a JSON object as Go's encoding/json fills a struct: each key goes to the field it
+ * names exactly or under Go's case folding, in the object's key order, so the last of duplicates wins (`{"Key": a,
+ * "key": b}` reads b). Made once per set of names; the read may throw where a getter or Proxy trap does.
+ */
+export function goFieldReader<N extends string>(names: readonly N[]): (object: object) => Partial<Record<N, unknown>> {
+  const byFolded = new Map<string, N>(names.map((name) => [foldName(name), name]));
+  return (object) => {
+    const fields: Partial<Record<N, unknown>> = {};
+    for (const key of Object.keys(object)) {
+      const name = byFolded.get(foldName(key));
+      if (name !== undefined) fields[name] = (object as Record<string, unknown>)[key];
+    }
+    return fields;
+  };
+}

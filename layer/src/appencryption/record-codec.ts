@@ -1,5 +1,5 @@
 import { InvalidRecordError } from './errors.js';
-import { base64Problem, decodeGoBase64, describe, foldName, isUnixSeconds, quote, toBase64 } from './go-json.js';
+import { base64Problem, decodeGoBase64, describe, goFieldReader, isUnixSeconds, quote, toBase64 } from './go-json.js';
 
 // DataRowRecord (DRR) and EnvelopeKeyRecord (EKR) and their JSON form (docs/wire-format.md §3.1–3.3, §3.6, §10).
 //
@@ -150,6 +150,11 @@ const EKR_CREATED = cannotEncode('EnvelopeKeyRecord');
 type JsonObject = Record<string, unknown>;
 type RecordKind = 'DataRowRecord' | 'EnvelopeKeyRecord';
 
+// Field names matched as Go matches them, the last duplicate winning (docs/wire-format.md §3.6).
+const readDrrFields = goFieldReader(['Key', 'Data']);
+const readEkrFields = goFieldReader(['Revoked', 'Created', 'Key', 'ParentKeyMeta']);
+const readKeyMetaFields = goFieldReader(['KeyId', 'Created']);
+
 /**
  * Reads a DRR from JSON text, UTF-8 JSON bytes, or an already-parsed object (Lambda events carry the DRR as an
  * object). Throws InvalidRecordError naming the field for anything malformed.
@@ -159,13 +164,7 @@ export function decodeDataRowRecord(input: string | Uint8Array | object): DataRo
   let key: unknown;
   let data: unknown;
   try {
-    for (const name of Object.keys(root)) {
-      // Later duplicates win, as in Go.
-      switch (foldName(name)) {
-        case 'KEY': key = root[name]; break;
-        case 'DATA': data = root[name]; break;
-      }
-    }
+    ({ Key: key, Data: data } = readDrrFields(root));
   } catch (err) {
     throw unreadable('DataRowRecord', '', err);
   }
@@ -188,14 +187,7 @@ function readEnvelopeKeyRecord(value: unknown, kind: RecordKind, prefix: string,
   let key: unknown;
   let parent: unknown;
   try {
-    for (const name of Object.keys(object)) {
-      switch (foldName(name)) {
-        case 'REVOKED': revoked = object[name]; break;
-        case 'CREATED': created = object[name]; break;
-        case 'KEY': key = object[name]; break;
-        case 'PARENTKEYMETA': parent = object[name]; break;
-      }
-    }
+    ({ Revoked: revoked, Created: created, Key: key, ParentKeyMeta: parent } = readEkrFields(object));
   } catch (err) {
     throw unreadable(kind, prefix.slice(0, -1), err);
   }
@@ -221,12 +213,7 @@ function readKeyMeta(value: unknown, kind: RecordKind, path: string): KeyMeta {
   let keyId: unknown;
   let created: unknown;
   try {
-    for (const name of Object.keys(object)) {
-      switch (foldName(name)) {
-        case 'KEYID': keyId = object[name]; break;
-        case 'CREATED': created = object[name]; break;
-      }
-    }
+    ({ KeyId: keyId, Created: created } = readKeyMetaFields(object));
   } catch (err) {
     throw unreadable(kind, path, err);
   }

@@ -3,7 +3,7 @@
 //
 //   {"encryptedKey":"<b64 AES-GCM(SK, dataKey)>","kmsKeks":[{"region":"…","arn":"…","encryptedKek":"<b64 blob>"}…]}
 import { InvalidRecordError } from '../errors.js';
-import { decodeStdBase64, foldName } from '../go-json.js';
+import { decodeStdBase64, goFieldReader } from '../go-json.js';
 
 /** The data key wrapped by one region's KMS key. */
 export interface RegionalKek {
@@ -41,28 +41,24 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
     // No cause: V8's SyntaxError quotes a slice of the input (record-codec.ts does the same).
     throw new InvalidRecordError(`${ENVELOPE_HINT} (not valid JSON)`);
   }
-  const root = asObject(value, 'the envelope');
-  const encryptedKey = readBase64(field(root, 'encryptedKey'), 'encryptedKey');
-  const list = field(root, 'kmsKeks');
+  const root = readEnvelopeFields(asObject(value, 'the envelope'));
+  const encryptedKey = readBase64(root.encryptedKey, 'encryptedKey');
+  const list = root.kmsKeks;
   if (list != null && !Array.isArray(list)) throw invalidEnvelope('kmsKeks must be an array');
   const kmsKeks = ((list ?? []) as unknown[]).map((item, i): RegionalKek => {
-    const kek = asObject(item, `kmsKeks[${i}]`);
-    const region = field(kek, 'region');
-    const arn = field(kek, 'arn') ?? '';
+    const kek = readKekFields(asObject(item, `kmsKeks[${i}]`));
+    const region = kek.region;
+    const arn = kek.arn ?? '';
     if (typeof region !== 'string') throw invalidEnvelope(`kmsKeks[${i}].region must be a string`);
     if (typeof arn !== 'string') throw invalidEnvelope(`kmsKeks[${i}].arn must be a string`);
-    return { region, arn, encryptedKek: readBase64(field(kek, 'encryptedKek'), `kmsKeks[${i}].encryptedKek`) };
+    return { region, arn, encryptedKek: readBase64(kek.encryptedKek, `kmsKeks[${i}].encryptedKek`) };
   });
   return { encryptedKey, kmsKeks };
 }
 
-/** The field as Go's encoding/json finds it: the exact name, else one that matches under Go's case folding. */
-function field(object: Record<string, unknown>, name: string): unknown {
-  if (Object.prototype.hasOwnProperty.call(object, name)) return object[name];
-  const folded = foldName(name);
-  for (const key of Object.keys(object)) if (foldName(key) === folded) return object[key];
-  return undefined;
-}
+// Field names matched as Go's encoding/json matches them, the last duplicate winning (go-json.ts).
+const readEnvelopeFields = goFieldReader(['encryptedKey', 'kmsKeks']);
+const readKekFields = goFieldReader(['region', 'arn', 'encryptedKek']);
 
 function asObject(value: unknown, what: string): Record<string, unknown> {
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
