@@ -12,6 +12,7 @@ import { Validations, type App } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import { parsePartitionList } from '../layer/src/appencryption/config/env';
 import { AsherahStack, type AsherahStackProps } from './asherah-stack';
 
 export const STACK_NAME = 'AsherahStarter';
@@ -66,7 +67,7 @@ export function propsFromContext(scope: Construct): ContextProps {
   const prewarm = scope.node.tryGetContext('prewarmPartitions') as unknown;
   if (prewarm !== undefined) {
     if (typeof prewarm !== 'string') throw new Error('context prewarmPartitions must be a comma-separated list');
-    props.prewarmPartitions = prewarm.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    props.prewarmPartitions = parsePartitionList(prewarm);
   }
   return props;
 }

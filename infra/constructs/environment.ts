@@ -3,7 +3,7 @@
  * reads (layer/src/appencryption/config/env.ts). The one import of layer code in the constructs: copying them into
  * another CDK app, copy env.ts too and point this import at it.
  */
-import { ENV_DEFAULTS, ENV_NAMES } from '../../layer/src/appencryption/config/env';
+import { ENV_DEFAULTS, ENV_NAMES, formatPartitionList } from '../../layer/src/appencryption/config/env';
 
 export { ENV_DEFAULTS };
 
@@ -50,9 +50,7 @@ export function asherahEnvironment(store: KeyStoreLocation, options: AsherahEnvi
     env[ENV_NAMES.preferredRegion] = store.region;
   }
   if (options.prewarmPartitions?.length) {
-    const bad = options.prewarmPartitions.find((p) => p.trim() === '' || p.includes(','));
-    if (bad !== undefined) throw new Error(`prewarmPartitions: ${JSON.stringify(bad)} is empty or contains a comma`);
-    env[ENV_NAMES.prewarmPartitions] = options.prewarmPartitions.join(',');
+    env[ENV_NAMES.prewarmPartitions] = formatPartitionList(options.prewarmPartitions);
   }
   return env;
 }

@@ -12,6 +12,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { AsherahKeyStore, AsherahLayer, type AsherahKeyStoreProps } from '../../infra/constructs';
+import { partitionsToPrewarm } from '../../layer/src/appencryption/config/env';
 import { testApp } from '../support/cdk';
 
 const US_EAST_1_KEY = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -227,14 +228,18 @@ describe('extra region keys', () => {
 });
 
 describe('environment()', () => {
-  test('pre-warm partitions become ASHERAH_PREWARM_PARTITIONS; a partition with a comma is refused', () => {
+  test('pre-warm partitions become ASHERAH_PREWARM_PARTITIONS, read back as they were; one the list cannot carry is refused', () => {
     const stack = new Stack(testApp(), 'Env');
     const keyStore = new AsherahKeyStore(stack, 'AsherahKeys');
     const env = keyStore.environment({ serviceName: 'shop', productId: 'orders', prewarmPartitions: ['tenant-a', 'tenant-b'] });
     expect(env.ASHERAH_PREWARM_PARTITIONS).toBe('tenant-a,tenant-b');
     expect(keyStore.environment({ serviceName: 'shop', productId: 'orders' })).not.toHaveProperty('ASHERAH_PREWARM_PARTITIONS');
-    expect(() => keyStore.environment({ serviceName: 'shop', productId: 'orders', prewarmPartitions: ['a,b'] }))
-      .toThrow('prewarmPartitions: "a,b" is empty or contains a comma');
+    // The function reads the list with the same code that wrote it.
+    expect(partitionsToPrewarm(env)).toEqual(['tenant-a', 'tenant-b']);
+    for (const bad of ['a,b', ' a', '']) {
+      expect(() => keyStore.environment({ serviceName: 'shop', productId: 'orders', prewarmPartitions: [bad] }))
+        .toThrow(`prewarmPartitions: ${JSON.stringify(bad)} is empty, contains a comma or has spaces around it`);
+    }
   });
 });
 

@@ -39,8 +39,22 @@ export const ENV_DEFAULTS = {
 
 /** ASHERAH_PREWARM_PARTITIONS: partition ids separated by commas (blanks dropped), to load during Lambda INIT. */
 export function partitionsToPrewarm(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
-  return (env[ENV_NAMES.prewarmPartitions] ?? '')
+  return parsePartitionList(env[ENV_NAMES.prewarmPartitions] ?? '');
+}
+
+/** A comma-separated list of partition ids, as ASHERAH_PREWARM_PARTITIONS holds it: trimmed, blanks dropped. */
+export function parsePartitionList(text: string): string[] {
+  return text
     .split(',')
     .map((partition) => partition.trim())
     .filter((partition) => partition !== '');
+}
+
+/** The ASHERAH_PREWARM_PARTITIONS value of a list; throws an Error naming an id that the list cannot carry. */
+export function formatPartitionList(partitions: readonly string[]): string {
+  const bad = partitions.find((p) => p.trim() === '' || p.includes(',') || p !== p.trim());
+  if (bad !== undefined) {
+    throw new Error(`prewarmPartitions: ${JSON.stringify(bad)} is empty, contains a comma or has spaces around it`);
+  }
+  return partitions.join(',');
 }
