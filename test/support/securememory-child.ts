@@ -160,6 +160,32 @@ async function movedView(move: Move, native: NativeMemory) {
   };
 }
 
+/**
+ * The callback moves its view out and then shuts the arena down (a factory closed inside withBytes): the page is
+ * relocated before it is unmapped, so the moved buffer reads zeros, not whatever is mapped at that address next.
+ */
+async function movedThenShutDown(native: NativeMemory) {
+  const arena = new SecretArena({ logger: quiet }, native);
+  const factory = new SecretFactory({ arena });
+  const victim = factory.createFrom(known('victim'));
+  let moved: ArrayBuffer | undefined;
+  victim.withBytes((view) => {
+    moved = arrayBufferMethod('transfer').call(view.buffer as ArrayBuffer);
+    factory.close();
+    arena.shutdown();
+  });
+  // New secrets, in a new arena whose pages the kernel may place where the old ones were.
+  const next = new SecretFactory({ logger: quiet });
+  const made = Array.from({ length: 200 }, (_, i) => next.createFrom(known(`after-${i}`)));
+  made.forEach((secret) => secret.withBytes(() => undefined));
+  const secrets = Object.fromEntries(made.slice(0, 3).map((_, i) => [`after-${i}`, known(`after-${i}`)]));
+  const afterShutdown = shows(moved, { victim: known('victim'), ...secrets });
+  await nextTurn();
+  const nextTurnRead = moved === undefined ? 'none' : String(new Uint8Array(moved)[0]);
+  next.close();
+  return { afterShutdown, nextTurnRead };
+}
+
 const scenarios: Record<string, () => unknown> = {
   /** Each way of moving a view out of withBytes. */
   async 'moved-views'() {
@@ -168,6 +194,7 @@ const scenarios: Record<string, () => unknown> = {
     process.on('uncaughtException', (err) => uncaught.push(`${err.name}: ${err.message}`));
     const results: Record<string, unknown> = {};
     for (const [name, move] of Object.entries(MOVES)) results[name] = await movedView(move, native);
+    results['transfer, then the arena shut down inside the call'] = await movedThenShutDown(native);
     await nextTurn();
     return { results, uncaught, nodeMajor: Number(process.versions.node.split('.')[0]) };
   },

@@ -23,7 +23,7 @@ export class PageWindows {
   readonly #openRegions: LockedRegion[] = [];
   #closeScheduled = false;
   /** Views lent to withBytes calls in progress (more than one when calls nest). */
-  readonly #lent: { view: Uint8Array; region: LockedRegion }[] = [];
+  readonly #lent: { view: Uint8Array; region: LockedRegion; length: number }[] = [];
 
   constructor(native: NativeMemory, mapped: ReadonlySet<LockedRegion>) {
     this.#native = native;
@@ -55,7 +55,7 @@ export class PageWindows {
   lend(a: Allocation): Uint8Array {
     const region = a.region!;
     const view = region.viewOf(a.first * UNIT_BYTES, a.length);
-    this.#lent.push({ view, region });
+    this.#lent.push({ view, region, length: a.length });
     return view;
   }
 
@@ -92,10 +92,21 @@ export class PageWindows {
 
   readonly #endTurn = (): void => this.closeOpenRegions();
 
-  /** At shutdown: every view still lent is detached, and nothing is left to close (the regions are unmapped). */
-  shutdown(): void {
-    for (const { view } of this.#lent.splice(0)) this.#native.detach(view.buffer as ArrayBuffer);
+  /**
+   * At shutdown (inside a withBytes call, if any is running): every view still lent is detached, and nothing is
+   * left to close (the regions are about to be unmapped). Returns the regions a lent view was already moved out
+   * of: they must be relocated before they are unmapped, or the moved buffer would reach whatever is mapped there
+   * next.
+   */
+  shutdown(): Set<LockedRegion> {
+    const moved = new Set<LockedRegion>();
+    for (const { view, region, length } of this.#lent.splice(0)) {
+      // Detached, yet not by the library (a detached view reads length 0, so the length lent is compared).
+      if (length > 0 && view.buffer.byteLength === 0) moved.add(region);
+      else this.#native.detach(view.buffer as ArrayBuffer);
+    }
     this.#openRegions.length = 0;
+    return moved;
   }
 }
 

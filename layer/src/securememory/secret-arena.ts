@@ -145,10 +145,7 @@ export class SecretArena {
     const region = windows.takeBack(a, view);
     if (region === undefined || this.#closed) return;
     windows.detachLentOver(region);
-    windows.ensureOpen(region);
-    const wasLocked = region.locked;
-    region.relocate();
-    if (wasLocked && !region.locked) this.#placement.lostLock(region);
+    this.#relocate(region);
     this.#logger.warn(
       'secure memory: a withBytes view was moved out of its call (its ArrayBuffer transferred); the page was ' +
         'relocated and the moved buffer reads zeros. Copy the bytes you need inside the callback instead',
@@ -186,6 +183,14 @@ export class SecretArena {
     }
     this.#sealer.evict(a);
     this.#placement.release(a, true);
+  }
+
+  /** Moves a region that a view escaped from (LockedRegion.relocate), keeping the count of locked bytes right. */
+  #relocate(region: LockedRegion): void {
+    this.#windows.ensureOpen(region);
+    const wasLocked = region.locked;
+    region.relocate();
+    if (wasLocked && !region.locked) this.#placement.lostLock(region);
   }
 
   // ---- page windows (page-windows.ts) ---------------------------------------------------------------------------
@@ -289,7 +294,8 @@ export class SecretArena {
   shutdown(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#windows.shutdown();
+    // A view moved out of a call still running: its page moves first, so the moved buffer keeps reading zeros.
+    for (const region of this.#windows.shutdown()) this.#relocate(region);
     this.#sealer.shutdown();
     this.#placement.shutdown();
     this.#random.shutdown();
