@@ -8,7 +8,7 @@ import { partitionProblem, SYNC_INVOKE_LIMIT_BYTES } from '../shared/limits';
 
 /**
  * The largest payload whose encrypt response can fit the limit: the DRR carries the data base64-encoded (4/3)
- * with 28 bytes of tag and nonce. The handler checks the whole response (checkResponseFits) once it has the
+ * with 28 bytes of tag and nonce. The handler checks the whole response (responseProblem) once it has the
  * partition's key id.
  */
 export const MAX_PAYLOAD_BYTES = Math.floor((SYNC_INVOKE_LIMIT_BYTES * 3) / 4) - 28;
