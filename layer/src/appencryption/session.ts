@@ -35,15 +35,23 @@ export class Session {
     if (!(plaintext instanceof Uint8Array)) {
       throw new ConfigError('encrypt takes a Buffer, Uint8Array or string');
     }
+    return this.withKey(() => this.#keys.latestIntermediateKey(this.partition), (ik) => this.seal(plaintext, ik));
+  }
+
+  /**
+   * The one sequence of encrypt and decrypt: counted as an operation of the factory, the IK acquired (loaded if
+   * cold), used once the factory is known to be still open, released; a failure caused by a close is ClosedError.
+   */
+  private async withKey<T>(acquire: () => CryptoKey | Promise<CryptoKey>, use: (ik: CryptoKey) => T): Promise<T> {
     const life = this.#keys.lifecycle;
     life.begin();
     try {
-      const pending = this.#keys.latestIntermediateKey(this.partition);
+      const pending = acquire();
       // Warm keys come back synchronously: nothing is awaited on the per-record path then.
       const ik = pending instanceof Promise ? await pending : pending;
       try {
         life.checkNotClosed(); // the factory may have been closed while the key loaded
-        return this.seal(plaintext, ik);
+        return use(ik);
       } finally {
         ik.release();
       }
@@ -108,22 +116,7 @@ export class Session {
           'decrypt it with the partition it was encrypted for',
       );
     }
-    const life = this.#keys.lifecycle;
-    life.begin();
-    try {
-      const pending = this.#keys.intermediateKey(meta);
-      const ik = pending instanceof Promise ? await pending : pending;
-      try {
-        life.checkNotClosed();
-        return this.open(encryptedKey, data, ik);
-      } finally {
-        ik.release();
-      }
-    } catch (err) {
-      throw life.failure(err);
-    } finally {
-      life.end();
-    }
+    return this.withKey(() => this.#keys.intermediateKey(meta), (ik) => this.open(encryptedKey, data, ik));
   }
 
   private open(encryptedKey: Uint8Array, data: Uint8Array, ik: CryptoKey): Buffer {
