@@ -6,7 +6,7 @@
  *     static KMS), its synchronous and its async calls.
  * (c) with `--baseline=<git ref>`, the layer of that commit, for before/after ratios in the same run.
  * "Ours" is the layer as build:layer bundles it (bench/baseline.ts), the code Lambda runs.
- * Goal (issue 3): at least 1.0x the addon's synchronous ops/s at 64 B and 1 KiB, encrypt and decrypt.
+ * The bar: at least 1.0x the addon's synchronous ops/s at 64 B and 1 KiB, encrypt and decrypt.
  */
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * Secure memory against plain Buffers, in one run: createRandom, withBytes, and an AES-256-GCM encrypt of 1 KiB
- * with the key read from a Secret. Goal (issue 2): the secure path within 1.3x of the plain one.
+ * with the key read from a Secret. The bar: the secure path within 1.3x of the plain one.
  */
 import { createCipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { SecretFactory } from '../layer/src/index';

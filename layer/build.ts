@@ -30,7 +30,7 @@ const ROOT = path.resolve(__dirname, '..');
 export const LAYER_PACKAGE = 'asherah-layer';
 export const DEFAULT_LAYER_ZIP = path.join(ROOT, 'dist', 'asherah-layer.zip');
 const DEFAULT_CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'asherah-layer');
-/** The floor in issue 5: a layer this small keeps cold starts and deploys quick. */
+/** The most the layer zip may weigh: a layer this small keeps cold starts and deploys quick. */
 export const LAYER_ZIP_LIMIT_BYTES = 3 * 1024 * 1024;
 const NODE_MODULES = 'nodejs/node_modules';
 

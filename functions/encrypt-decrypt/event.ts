@@ -4,7 +4,7 @@
  * says what is wrong, before any key is touched, so nothing is written for a rejected event.
  */
 import { decodeDataRowRecord, EventValidationError, type DataRowRecord } from 'asherah-layer';
-import { partitionProblem, SYNC_INVOKE_LIMIT_BYTES } from '../shared/limits';
+import { partitionProblem, SYNC_INVOKE_LIMIT_BYTES } from '../common/limits';
 
 /**
  * The largest payload whose encrypt response can fit the limit: the DRR carries the data base64-encoded (4/3)

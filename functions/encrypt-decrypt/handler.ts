@@ -14,7 +14,7 @@ import {
   type SessionFactory,
 } from 'asherah-layer';
 import { loadConfig, type FunctionConfig } from './config';
-import { responseProblem } from '../shared/limits';
+import { responseProblem } from '../common/limits';
 import { parseEvent } from './event';
 import { createFactory } from './factory';
 import { boundedField } from './log-fields';

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type { DataRowRecordJson } from 'asherah-layer';
-import { partitionProblem, responseProblem } from '../shared/limits.js';
+import { partitionProblem, responseProblem } from '../common/limits.js';
 
 // Not `import … from 'asherah-layer'`. Lambda makes the layer's /opt/nodejs/node_modules reachable through
 // NODE_PATH, which only CommonJS resolution reads: Node's ES module resolver ignores it, so the bare import fails
