@@ -37,11 +37,20 @@ export function partitionProblem(partition: unknown): string | undefined {
 }
 
 /**
- * What is wrong with encrypting `payloadBytes` bytes whose record takes `recordBytes` (Session.recordSize), or
- * undefined if the response fits Lambda's limit.
+ * Most of a record besides its Data: the key fields with a key id of at most 2048 bytes, which JSON escaping can
+ * make six times longer (a control character is `\u0001`).
  */
-export function responseProblem(payloadBytes: number, recordBytes: number): string | undefined {
-  const responseBytes = recordBytes + RESPONSE_RESERVED_BYTES;
+const RECORD_KEY_FIELDS_MAX_BYTES = 16 * 1024;
+
+/**
+ * What is wrong with encrypting `payloadBytes` bytes whose record takes `recordSize(payloadBytes)` bytes
+ * (Session.recordSize), or undefined if the response fits Lambda's limit. The exact size is computed only for a
+ * payload near the limit: every smaller one fits whatever its partition, and most events are far smaller.
+ */
+export function responseProblem(payloadBytes: number, recordSize: (plaintextBytes: number) => number): string | undefined {
+  const dataBytes = 4 * Math.ceil((payloadBytes + 28) / 3);
+  if (dataBytes + RECORD_KEY_FIELDS_MAX_BYTES + RESPONSE_RESERVED_BYTES <= SYNC_INVOKE_LIMIT_BYTES) return undefined;
+  const responseBytes = recordSize(payloadBytes) + RESPONSE_RESERVED_BYTES;
   if (responseBytes <= SYNC_INVOKE_LIMIT_BYTES) return undefined;
   return (
     `the encrypted record of this ${payloadBytes}-byte Payload would make a response of up to ${responseBytes} ` +

@@ -88,7 +88,7 @@ export async function handler(event: unknown): Promise<Response> {
   let body: { DRR: DataRowRecordJson } | { Payload: string };
   try {
     if (request.kind === 'encrypt') {
-      const tooLarge = responseProblem(request.payload.length, session.recordSize(request.payload.length));
+      const tooLarge = responseProblem(request.payload.length, (bytes) => session.recordSize(bytes));
       if (tooLarge !== undefined) throw new EventValidationError(tooLarge);
       body = { DRR: dataRowRecordToJsonObject(await session.encrypt(request.payload)) };
     } else {

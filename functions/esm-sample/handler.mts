@@ -37,7 +37,7 @@ export async function handler(event: unknown): Promise<Response> {
       const bytes = Buffer.from(payload, 'base64');
       // Buffer.from skips what is not base64; re-encoding shows whether anything was.
       if (bytes.toString('base64') !== payload) throw new layer.EventValidationError('Payload must be standard base64');
-      const tooLarge = responseProblem(bytes.length, session.recordSize(bytes.length));
+      const tooLarge = responseProblem(bytes.length, (n) => session.recordSize(n));
       if (tooLarge !== undefined) throw new layer.EventValidationError(tooLarge);
       return { DRR: layer.dataRowRecordToJsonObject(await session.encrypt(bytes)) };
     }
