@@ -37,6 +37,16 @@ async function silentServer() {
   };
 }
 
+/** Runs `test` against a silent server, closed afterwards whatever happens. */
+async function withSilentServer(test: (silent: Awaited<ReturnType<typeof silentServer>>) => Promise<void>): Promise<void> {
+  const silent = await silentServer();
+  try {
+    await test(silent);
+  } finally {
+    await silent.close();
+  }
+}
+
 const saved = { ...process.env };
 beforeAll(() => Object.assign(process.env, DUMMY_CREDENTIALS_ENV));
 afterAll(() => {
@@ -67,59 +77,50 @@ async function failure(factory: SessionFactory): Promise<Error> {
 
 describe('DynamoDB clients built from configuration', () => {
   test('a silent endpoint is a MetastoreError naming the table and the timeouts, after the configured attempts', async () => {
-    const silent = await silentServer();
-    try {
-      const factory = SessionFactory.fromConfig(dynamoConfig(silent.endpoint), {
-        timeouts: { dynamodb: { connectionTimeoutMs: 200, requestTimeoutMs: 300, maxAttempts: 2 } },
-      });
-      const err = await failure(factory);
-      expect(err).toBeInstanceOf(MetastoreError);
-      expect(err.message).toMatch(
-        /^DynamoDB metastore table "Keys": could not load the latest key record \(Query\) after 2 attempts \(TimeoutError: .*\); no answer within the request timeout \(300 ms; connection timeout 200 ms; 2 attempts\); could not reach DynamoDB in us-west-2/,
-      );
-      expect(silent.connections).toBe(2);
-    } finally {
-      await silent.close();
-    }
+    await withSilentServer(async (silent) => {
+    const factory = SessionFactory.fromConfig(dynamoConfig(silent.endpoint), {
+      timeouts: { dynamodb: { connectionTimeoutMs: 200, requestTimeoutMs: 300, maxAttempts: 2 } },
+    });
+    const err = await failure(factory);
+    expect(err).toBeInstanceOf(MetastoreError);
+    expect(err.message).toMatch(
+      /^DynamoDB metastore table "Keys": could not load the latest key record \(Query\) after 2 attempts \(TimeoutError: .*\); no answer within the request timeout \(300 ms; connection timeout 200 ms; 2 attempts\); could not reach DynamoDB in us-west-2/,
+    );
+    expect(silent.connections).toBe(2);
+    });
   });
 
   test('the environment sets them (ASHERAH_DYNAMODB_REQUEST_TIMEOUT_MS, …_CONNECTION_TIMEOUT_MS, …_MAX_ATTEMPTS)', async () => {
-    const silent = await silentServer();
-    try {
-      const factory = SessionFactory.fromEnv({
-        ...DUMMY_CREDENTIALS_ENV,
-        AWS_REGION: 'us-west-2',
-        ASHERAH_METASTORE: 'dynamodb',
-        ASHERAH_DYNAMODB_ENDPOINT: silent.endpoint,
-        ASHERAH_KMS: 'static',
-        ASHERAH_STATIC_MASTER_KEY_HEX: TEST_DEBUG_STATIC_MASTER_KEY_HEX,
-        ASHERAH_DYNAMODB_REQUEST_TIMEOUT_MS: '250',
-        ASHERAH_DYNAMODB_CONNECTION_TIMEOUT_MS: '150',
-        ASHERAH_DYNAMODB_MAX_ATTEMPTS: '1',
-      });
-      const err = await failure(factory);
-      expect(err).toBeInstanceOf(MetastoreError);
-      expect(err.message).toContain('table "EncryptionKey"');
-      expect(err.message).toContain('no answer within the request timeout (250 ms; connection timeout 150 ms; 1 attempts)');
-      expect(silent.connections).toBe(1);
-    } finally {
-      await silent.close();
-    }
+    await withSilentServer(async (silent) => {
+    const factory = SessionFactory.fromEnv({
+      ...DUMMY_CREDENTIALS_ENV,
+      AWS_REGION: 'us-west-2',
+      ASHERAH_METASTORE: 'dynamodb',
+      ASHERAH_DYNAMODB_ENDPOINT: silent.endpoint,
+      ASHERAH_KMS: 'static',
+      ASHERAH_STATIC_MASTER_KEY_HEX: TEST_DEBUG_STATIC_MASTER_KEY_HEX,
+      ASHERAH_DYNAMODB_REQUEST_TIMEOUT_MS: '250',
+      ASHERAH_DYNAMODB_CONNECTION_TIMEOUT_MS: '150',
+      ASHERAH_DYNAMODB_MAX_ATTEMPTS: '1',
+    });
+    const err = await failure(factory);
+    expect(err).toBeInstanceOf(MetastoreError);
+    expect(err.message).toContain('table "EncryptionKey"');
+    expect(err.message).toContain('no answer within the request timeout (250 ms; connection timeout 150 ms; 1 attempts)');
+    expect(silent.connections).toBe(1);
+    });
   });
 
   test('without settings the defaults apply (2 s per request, 3 attempts), not the SDK\'s "no timeout"', async () => {
-    const silent = await silentServer();
-    try {
-      const err = await failure(SessionFactory.fromConfig(dynamoConfig(silent.endpoint)));
-      expect(err).toBeInstanceOf(MetastoreError);
-      expect(err.message).toContain(
-        `no answer within the request timeout (${DEFAULT_DYNAMODB_TIMEOUTS.requestTimeoutMs} ms; connection timeout ` +
-          `${DEFAULT_DYNAMODB_TIMEOUTS.connectionTimeoutMs} ms; ${DEFAULT_DYNAMODB_TIMEOUTS.maxAttempts} attempts)`,
-      );
-      expect(silent.connections).toBe(DEFAULT_DYNAMODB_TIMEOUTS.maxAttempts);
-    } finally {
-      await silent.close();
-    }
+    await withSilentServer(async (silent) => {
+    const err = await failure(SessionFactory.fromConfig(dynamoConfig(silent.endpoint)));
+    expect(err).toBeInstanceOf(MetastoreError);
+    expect(err.message).toContain(
+      `no answer within the request timeout (${DEFAULT_DYNAMODB_TIMEOUTS.requestTimeoutMs} ms; connection timeout ` +
+        `${DEFAULT_DYNAMODB_TIMEOUTS.connectionTimeoutMs} ms; ${DEFAULT_DYNAMODB_TIMEOUTS.maxAttempts} attempts)`,
+    );
+    expect(silent.connections).toBe(DEFAULT_DYNAMODB_TIMEOUTS.maxAttempts);
+    });
   }, 20_000);
 
   test('bad timeouts are ConfigErrors that name the option or the variable', () => {
@@ -148,26 +149,23 @@ describe('DynamoDB clients built from configuration', () => {
 
 describe('KMS clients built from configuration', () => {
   test('a silent KMS endpoint fails the call after the configured attempts (ASHERAH_KMS_* timeouts)', async () => {
-    const silent = await silentServer();
-    try {
-      const factory = SessionFactory.fromEnv({
-        ...DUMMY_CREDENTIALS_ENV,
-        AWS_REGION: 'us-west-2',
-        ASHERAH_METASTORE: 'sqlite',
-        ASHERAH_SQLITE_PATH: ':memory:',
-        ASHERAH_KMS: 'aws',
-        ASHERAH_KMS_KEY_ARN: keyArn('us-west-2'),
-        ASHERAH_KMS_ENDPOINT: silent.endpoint,
-        ASHERAH_KMS_REQUEST_TIMEOUT_MS: '200',
-        ASHERAH_KMS_CONNECTION_TIMEOUT_MS: '100',
-        ASHERAH_KMS_MAX_ATTEMPTS: '2',
-      });
-      const err = await failure(factory);
-      expect(err).toBeInstanceOf(KmsError);
-      expect(silent.connections).toBe(2);
-    } finally {
-      await silent.close();
-    }
+    await withSilentServer(async (silent) => {
+    const factory = SessionFactory.fromEnv({
+      ...DUMMY_CREDENTIALS_ENV,
+      AWS_REGION: 'us-west-2',
+      ASHERAH_METASTORE: 'sqlite',
+      ASHERAH_SQLITE_PATH: ':memory:',
+      ASHERAH_KMS: 'aws',
+      ASHERAH_KMS_KEY_ARN: keyArn('us-west-2'),
+      ASHERAH_KMS_ENDPOINT: silent.endpoint,
+      ASHERAH_KMS_REQUEST_TIMEOUT_MS: '200',
+      ASHERAH_KMS_CONNECTION_TIMEOUT_MS: '100',
+      ASHERAH_KMS_MAX_ATTEMPTS: '2',
+    });
+    const err = await failure(factory);
+    expect(err).toBeInstanceOf(KmsError);
+    expect(silent.connections).toBe(2);
+    });
   });
 
   test('the KMS defaults are 1 s to connect, 3 s per request, 3 attempts', () => {
