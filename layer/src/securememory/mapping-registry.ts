@@ -76,7 +76,17 @@ export function moveMapping(slot: number, base: bigint, locked: boolean): void {
 
 /** The mapping in `slot` was released by its thread. */
 export function forgetMapping(slot: number): void {
-  if (slot >= 0) Atomics.store(table, slot * FIELDS, FREE);
+  if (slot >= 0) freeSlot(slot * FIELDS);
+}
+
+/**
+ * Frees a slot. Its thread id is cleared first: a slot claimed again by a live thread must never show the id of a
+ * thread that is gone while its new owner has not written its own yet (reclaimStopped skips id 0), or another
+ * thread would unmap the new owner's pages under it.
+ */
+function freeSlot(at: number): void {
+  Atomics.store(table, at + 1, 0n);
+  Atomics.store(table, at, FREE);
 }
 
 /** Zeroes, unlocks and unmaps every mapping still recorded for a thread that has stopped. */
@@ -130,7 +140,7 @@ function releaseSlot(slot: number, owner: bigint): number {
     processLockBudget().release(dataBytes);
   }
   native.unmap(base, mappedBytes);
-  Atomics.store(table, at, FREE);
+  freeSlot(at);
   return signedData > 0 ? dataBytes : 0;
 }
 
